@@ -1,0 +1,133 @@
+"""How and when kernels run in parallel: thread count, launch safety, fork.
+
+Policy (see docs/threading.md):
+
+* A call whose work is below ``PARALLEL_MIN_WORK`` multiply-adds runs the
+  serial build of its kernel: thread start-up would cost more than it saves.
+  The choice depends on the problem only, never on the thread count, so
+  results are bit-identical whatever ``NUMBA_NUM_THREADS`` is.
+* Numba's ``workqueue`` layer aborts the process when two Python threads
+  launch parallel regions at once, so parallel launches are serialised with a
+  lock unless the layer in use is known to be thread-safe (tbb, omp).
+* In a child created by ``fork()`` after the parent ran a parallel region,
+  kernels run serially: GNU OpenMP cannot survive a fork, and a pool of
+  worker processes gains nothing from threads inside each worker anyway.
+"""
+
+import contextlib
+import os
+import sys
+import threading
+
+import numba
+
+from .kernels.jit import cache_enabled
+
+# Multiply-adds below which a call stays on the calling thread.
+PARALLEL_MIN_WORK = 1 << 18
+
+_THREADSAFE_LAYERS = ("tbb", "omp")
+
+_launch_lock = threading.RLock()
+_parallel_has_run = False
+_forked_after_parallel = False
+
+
+def _after_fork_in_child():
+    global _forked_after_parallel, _launch_lock
+    _forked_after_parallel = _forked_after_parallel or _parallel_has_run
+    _launch_lock = threading.RLock()  # a lock held by another thread at fork time stays held
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def threading_layer():
+    """Name of Numba's threading layer, or None before the first parallel run."""
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return None
+
+
+def use_parallel(work):
+    """Whether a kernel call of ``work`` multiply-adds should run in parallel."""
+    return work >= PARALLEL_MIN_WORK and not _forked_after_parallel
+
+
+@contextlib.contextmanager
+def parallel_launch():
+    """Context around every parallel kernel launch; serialises unsafe layers."""
+    global _parallel_has_run
+    if _parallel_has_run and threading_layer() in _THREADSAFE_LAYERS:
+        yield
+        return
+    with _launch_lock:
+        yield
+        _parallel_has_run = True
+
+
+def run(serial_kernel, parallel_kernel, work, *args):
+    """Run the serial or the parallel build of a kernel, by ``work``."""
+    if use_parallel(work):
+        with parallel_launch():
+            return parallel_kernel(*args)
+    return serial_kernel(*args)
+
+
+def _check_thread_count(n):
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"num_threads must be an integer; received n={n!r}")
+    n = int(n)
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not 1 <= n <= limit:
+        raise ValueError(f"num_threads must be between 1 and {limit}; received n={n!r}")
+    return n
+
+
+def get_num_threads():
+    """Threads a parallel kernel launched from this thread will use."""
+    return numba.get_num_threads()
+
+
+def set_num_threads(n):
+    """Set the threads parallel kernels launched from this thread use."""
+    numba.set_num_threads(_check_thread_count(n))
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """``with numconv.num_threads(n):`` runs its body on ``n`` threads, then restores."""
+    n = _check_thread_count(n)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def show_config(file=None):
+    """Print versions, threading layer, thread count and cache settings."""
+    import numpy
+
+    from . import __version__
+
+    try:
+        from numba.core.caching import _UserWideCacheLocator
+
+        cache_folder = numba.config.CACHE_DIR or _UserWideCacheLocator._get_cache_path() + " (or __pycache__ next to the kernels)"
+    except Exception:  # private Numba API: report what we can
+        cache_folder = numba.config.CACHE_DIR or "__pycache__ next to the kernels"
+    lines = [
+        f"numconv:          {__version__}",
+        f"numpy:            {numpy.__version__}",
+        f"numba:            {numba.__version__}",
+        f"python:           {sys.version.split()[0]}",
+        f"threading layer:  {threading_layer() or 'not chosen yet (chosen at the first parallel run)'}",
+        f"threads:          {get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})",
+        f"cache enabled:    {cache_enabled()}",
+        f"cache folder:     {cache_folder}",
+    ]
+    print("\n".join(lines), file=file or sys.stdout)
