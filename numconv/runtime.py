@@ -21,6 +21,7 @@ import threading
 
 import numba
 
+from ._arguments import check_positive_int
 from .kernels.jit import cache_enabled
 
 # Multiply-adds below which a call stays on the calling thread.
@@ -77,12 +78,12 @@ def run(serial_kernel, parallel_kernel, work, *args):
 
 
 def _check_thread_count(n):
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
-        raise TypeError(f"num_threads must be an integer; received n={n!r}")
-    n = int(n)
+    n = check_positive_int(n, "num_threads")
     limit = numba.config.NUMBA_NUM_THREADS
-    if not 1 <= n <= limit:
-        raise ValueError(f"num_threads must be between 1 and {limit}; received n={n!r}")
+    if n > limit:
+        raise ValueError(
+            f"num_threads must be between 1 and NUMBA_NUM_THREADS={limit}; received num_threads={n}"
+        )
     return n
 
 
@@ -108,18 +109,33 @@ def num_threads(n):
         numba.set_num_threads(previous)
 
 
+def cache_folder():
+    """Folder Numba caches numconv's kernels in, or None when caching is off.
+
+    Numba tries, in order: ``NUMBA_CACHE_DIR``, ``__pycache__`` next to the
+    kernels, then a per-user cache folder; the first writable one wins.
+    """
+    if not cache_enabled():
+        return None
+    from numba.core import caching
+
+    from .kernels import jit as any_kernel_module
+
+    locators = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+    for locator_class in locators._locator_classes:
+        locator = locator_class.from_function(any_kernel_module.cache_enabled,
+                                              any_kernel_module.__file__)
+        if locator is not None:
+            return locator.get_cache_path()
+    return None
+
+
 def show_config(file=None):
     """Print versions, threading layer, thread count and cache settings."""
     import numpy
 
     from . import __version__
 
-    try:
-        from numba.core.caching import _UserWideCacheLocator
-
-        cache_folder = numba.config.CACHE_DIR or _UserWideCacheLocator._get_cache_path() + " (or __pycache__ next to the kernels)"
-    except Exception:  # private Numba API: report what we can
-        cache_folder = numba.config.CACHE_DIR or "__pycache__ next to the kernels"
     lines = [
         f"numconv:          {__version__}",
         f"numpy:            {numpy.__version__}",
@@ -128,6 +144,6 @@ def show_config(file=None):
         f"threading layer:  {threading_layer() or 'not chosen yet (chosen at the first parallel run)'}",
         f"threads:          {get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})",
         f"cache enabled:    {cache_enabled()}",
-        f"cache folder:     {cache_folder}",
+        f"cache folder:     {cache_folder() or 'none (caching off)'}",
     ]
     print("\n".join(lines), file=file or sys.stdout)
