@@ -230,14 +230,14 @@ def _sparse_labels(y_true, y_pred):
     if labels.dtype.kind == "f":
         not_integer = ~np.isfinite(labels) | (labels != np.round(labels))
         if np.any(not_integer):
-            bad = labels[not_integer].flat[0]
-            raise ValueError(f"labels must be integer class indices; received a label value {bad!r}")
+            bad = labels[not_integer].flat[0].item()
+            raise ValueError(f"labels must be integer class indices; received labels containing {bad!r}")
     bad_mask = (labels < 0) | (labels >= num_classes)
     if np.any(bad_mask):
-        bad = labels[bad_mask].flat[0]
+        bad = labels[bad_mask].flat[0].item()
         raise ValueError(
             f"labels must be in [0, {num_classes}) for {num_classes} classes; "
-            f"received a label value {bad!r}"
+            f"received labels containing {bad!r}"
         )
     return labels.astype(np.intp)
 
