@@ -1,0 +1,1 @@
+"""numconv's benchmarks: asv suites (bench_*.py), compare.py and startup.py."""
