@@ -1,0 +1,259 @@
+"""Conv2D: the Keras 2-D convolution layer (alias Convolution2D)."""
+
+import math
+import numbers
+
+from .. import _arguments
+from .. import activations as _activations
+from .. import config as _config
+from .. import constraints as _constraints
+from .. import initializers as _initializers
+from .. import ops as _ops
+from .. import regularizers as _regularizers
+from .base import Layer, shape_tuple
+
+
+def _check_groups(groups):
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
+        raise TypeError(f"groups must be a positive integer; received groups={groups!r}")
+    if groups <= 0:
+        raise ValueError(f"groups must be a positive integer; received groups={groups!r}")
+    return int(groups)
+
+
+def _check_filters(filters):
+    if isinstance(filters, bool) or not isinstance(filters, numbers.Integral):
+        raise TypeError(f"filters must be a positive integer; received filters={filters!r}")
+    if filters <= 0:
+        raise ValueError(f"filters must be a positive integer; received filters={filters!r}")
+    return int(filters)
+
+
+def _check_padding(padding):
+    if isinstance(padding, str) and padding.lower() == "causal":
+        raise ValueError(
+            'padding="causal" is only supported by 1-D convolutions; '
+            f"Conv2D accepts \"valid\", \"same\" or explicit sizes; received padding={padding!r}"
+        )
+    return _arguments.normalize_padding(padding)
+
+
+class Conv2D(Layer):
+    """2-D convolution layer, as ``keras.layers.Conv2D``.
+
+    Computes ``activation(conv2d(inputs, kernel) + bias)`` (cross-correlation).
+
+    Parameters
+    ----------
+    filters : int
+        Number of output channels.
+    kernel_size, strides, dilation_rate : int or pair of ints
+        ``strides > 1`` together with ``dilation_rate > 1`` is refused.
+    padding : "valid", "same" (TensorFlow's asymmetric "same") or explicit
+        ``((top, bottom), (left, right))``.
+    data_format : "channels_last", "channels_first" or None
+        None means ``numconv.config.image_data_format()``.
+    groups : int
+        Input channels and ``filters`` must both be divisible by it.
+    activation, use_bias, kernel_initializer, bias_initializer,
+    kernel_regularizer, bias_regularizer, activity_regularizer,
+    kernel_constraint, bias_constraint
+        As in Keras; identifiers are resolved by the numconv registries.
+    **kwargs
+        ``name``, ``trainable``, ``dtype``, ``input_shape``.
+
+    Shapes
+    ------
+    Input ``batch_shape + (rows, cols, channels)`` (channels_last) or
+    ``batch_shape + (channels, rows, cols)`` (channels_first), with one or
+    more batch axes.  Kernel ``(KH, KW, channels // groups, filters)``, bias
+    ``(filters,)``.
+
+    Raises
+    ------
+    ValueError or TypeError
+        For an invalid argument, naming it and the value received; at build
+        or call, for inputs of rank < 4, an unknown or mismatched channel
+        count, or a window larger than the (padded) input.
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.filters = _check_filters(filters)
+        self.groups = _check_groups(groups)
+        if self.filters % self.groups != 0:
+            raise ValueError(
+                "filters must be divisible by groups; "
+                f"received filters={self.filters} and groups={self.groups}"
+            )
+        self.kernel_size = _arguments.normalize_tuple(kernel_size, 2, "kernel_size")
+        self.strides = _arguments.normalize_tuple(strides, 2, "strides")
+        self.dilation_rate = _arguments.normalize_tuple(dilation_rate, 2, "dilation_rate")
+        _arguments.check_strides_and_dilation(self.strides, self.dilation_rate)
+        self.padding = _check_padding(padding)
+        self.data_format = _arguments.normalize_data_format(
+            _config.image_data_format() if data_format is None else data_format
+        )
+        self.activation = _activations.get(activation)
+        if not isinstance(use_bias, bool):
+            raise TypeError(f"use_bias must be a bool; received use_bias={use_bias!r}")
+        self.use_bias = use_bias
+        self.kernel_initializer = _initializers.get(kernel_initializer)
+        self.bias_initializer = _initializers.get(bias_initializer)
+        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.bias_regularizer = _regularizers.get(bias_regularizer)
+        self.kernel_constraint = _constraints.get(kernel_constraint)
+        self.bias_constraint = _constraints.get(bias_constraint)
+        self._kernel = None
+        self._bias = None
+        self._build_at_construction()
+
+    # -- weights ----------------------------------------------------------------------
+    @property
+    def kernel(self):
+        """The kernel Variable, shape ``(KH, KW, C_in // groups, filters)``."""
+        if not self.built:
+            raise AttributeError(
+                f"layer {self.name!r} has no kernel until it is built; call it on an input first"
+            )
+        return self._kernel
+
+    @property
+    def bias(self):
+        """The bias Variable, shape ``(filters,)``, or None when ``use_bias=False``."""
+        if not self.built and self.use_bias:
+            raise AttributeError(
+                f"layer {self.name!r} has no bias until it is built; call it on an input first"
+            )
+        return self._bias
+
+    # -- shapes -----------------------------------------------------------------------
+    def _channel_axis(self, rank):
+        return rank - 1 if self.data_format == "channels_last" else rank - 3
+
+    def _spatial_axes(self, rank):
+        return (rank - 3, rank - 2) if self.data_format == "channels_last" else (rank - 2, rank - 1)
+
+    def _check_input_shape(self, shape):
+        shape = shape_tuple(shape)
+        if len(shape) < 4:
+            raise ValueError(
+                f"layer {self.name!r} expects inputs with at least 4 dimensions "
+                f"(batch, rows, cols, channels) or (batch, channels, rows, cols); "
+                f"received inputs with shape {shape}"
+            )
+        channels = shape[self._channel_axis(len(shape))]
+        if channels is None:
+            raise ValueError(
+                f"the channel dimension of the inputs of layer {self.name!r} must be known "
+                f"(data_format={self.data_format!r}); received input shape {shape}"
+            )
+        if self.built:
+            expected = self._kernel.shape[2] * self.groups
+            if channels != expected:
+                raise ValueError(
+                    f"layer {self.name!r} was built for inputs with {expected} channels "
+                    f"(input shape {self._build_input_shape}, data_format={self.data_format!r}); "
+                    f"received input shape {shape} with {channels} channels"
+                )
+        elif channels % self.groups != 0:
+            raise ValueError(
+                f"the number of input channels must be divisible by groups; received groups="
+                f"{self.groups} and inputs with {channels} channels (input shape {shape})"
+            )
+        self._output_spatial_shape(shape)
+
+    def _output_spatial_shape(self, shape):
+        """(out_rows, out_cols), None where the input size is unknown; ValueError if <= 0."""
+        rows_axis, cols_axis = self._spatial_axes(len(shape))
+        spatial = (shape[rows_axis], shape[cols_axis])
+        known = tuple(1 if size is None else size for size in spatial)
+        _, outs = _arguments.resolve_padding(
+            self.padding, known, self.kernel_size, self.strides, self.dilation_rate
+        )
+        for size, out in zip(spatial, outs):
+            if size is not None and out <= 0:
+                raise ValueError(
+                    f"the output of layer {self.name!r} would be empty: input shape {shape} with "
+                    f"kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate}, "
+                    f"strides={self.strides} and padding={self.padding!r} gives output rows and "
+                    f"cols {tuple(o if s is not None else None for s, o in zip(spatial, outs))}"
+                )
+        return tuple(None if size is None else out for size, out in zip(spatial, outs))
+
+    def compute_output_shape(self, input_shape):
+        """``batch_shape + (new_rows, new_cols, filters)`` (or channels_first order)."""
+        shape = shape_tuple(input_shape)
+        if len(shape) < 4:
+            raise ValueError(
+                f"layer {self.name!r} expects inputs with at least 4 dimensions; "
+                f"received input_shape={shape}"
+            )
+        out_rows, out_cols = self._output_spatial_shape(shape)
+        batch = shape[:-3]
+        if self.data_format == "channels_last":
+            return batch + (out_rows, out_cols, self.filters)
+        return batch + (self.filters, out_rows, out_cols)
+
+    # -- build and call ----------------------------------------------------------------
+    def build(self, input_shape):
+        shape = shape_tuple(input_shape)
+        channels = shape[self._channel_axis(len(shape))]
+        kernel_shape = self.kernel_size + (channels // self.groups, self.filters)
+        self._kernel = self.add_weight(
+            "kernel", kernel_shape, initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+        )
+        if self.use_bias:
+            self._bias = self.add_weight(
+                "bias", (self.filters,), initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+            )
+
+    def call(self, inputs, training=None):
+        batch_shape = inputs.shape[:-3]
+        # The batch axes are folded into one so the op only ever sees 4-D arrays.
+        folded = inputs
+        if len(batch_shape) != 1:
+            folded = _ops.reshape(inputs, (math.prod(batch_shape),) + inputs.shape[-3:])
+        outputs = _ops.conv2d(
+            folded, self._kernel, strides=self.strides, padding=self.padding,
+            data_format=self.data_format, dilation_rate=self.dilation_rate, groups=self.groups,
+        )
+        if self.use_bias:
+            outputs = _ops.bias_add(outputs, self._bias, data_format=self.data_format)
+        if len(batch_shape) != 1:
+            outputs = _ops.reshape(outputs, batch_shape + outputs.shape[1:])
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    # -- config -----------------------------------------------------------------------
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "groups": self.groups,
+            "activation": _activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
+            "bias_initializer": _initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": _regularizers.serialize(self.activity_regularizer),
+            "kernel_constraint": _constraints.serialize(self.kernel_constraint),
+            "bias_constraint": _constraints.serialize(self.bias_constraint),
+        })
+        return config
+
+
+Convolution2D = Conv2D
