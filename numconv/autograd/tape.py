@@ -145,11 +145,53 @@ class GradientTape:
         self._ops.clear()
 
     # -- backward ---------------------------------------------------------------
+    @staticmethod
+    def _seeds(target, output_gradients):
+        """{id(target tensor): gradient of the sum w.r.t. it}, checked."""
+        from .tensor import Tensor, as_array
+
+        if isinstance(target, Tensor):
+            targets, given = [target], [output_gradients]
+        else:
+            targets, _ = _flatten(target)
+            if output_gradients is None:
+                given = [None] * len(targets)
+            else:
+                given, _ = _flatten(output_gradients)
+                if len(given) != len(targets):
+                    raise ValueError(
+                        f"output_gradients must have one entry per target; received {len(given)} "
+                        f"entries for {len(targets)} targets"
+                    )
+        seeds = {}
+        for item, gradient in zip(targets, given):
+            if not isinstance(item, Tensor):
+                raise TypeError(
+                    f"target must be a Tensor computed under the tape; received target={item!r}"
+                )
+            value = as_array(item)
+            if gradient is None:
+                seed = np.ones_like(value)
+            else:
+                seed = np.asarray(as_array(gradient), dtype=value.dtype)
+                if seed.shape != value.shape:
+                    raise ValueError(
+                        f"output_gradients must have the target's shape {value.shape}; "
+                        f"received shape {seed.shape}"
+                    )
+            if value.dtype.kind not in "fc":
+                seed = seed.astype(np.float32)
+            key = id(item)
+            seeds[key] = seed if key not in seeds else seeds[key] + seed
+        return seeds
+
     def gradient(self, target, sources, output_gradients=None):
         """Gradients of ``sum(target)`` (or of ``sum(target * output_gradients)``).
 
-        Returns the gradients in the structure of ``sources``, with None for a
-        source the target does not depend on.
+        ``target`` is a Tensor or a list/tuple/dict of them (their sums are
+        added); ``output_gradients`` then has the same structure.  Returns the
+        gradients in the structure of ``sources``, with None for a source the
+        target does not depend on or the tape does not track.
         """
         from .tensor import Tensor, as_array
 
@@ -158,10 +200,7 @@ class GradientTape:
                 "a non-persistent GradientTape can compute gradients only once; "
                 "use GradientTape(persistent=True) to call gradient() several times"
             )
-        if not isinstance(target, Tensor):
-            raise TypeError(
-                f"target must be a Tensor computed under the tape; received target={target!r}"
-            )
+        seeds = self._seeds(target, output_gradients)
         source_list, rebuild = _flatten(sources)
         for source in source_list:
             if not isinstance(source, Tensor):
@@ -170,27 +209,19 @@ class GradientTape:
                 )
         self._used = True
 
-        target_value = as_array(target)
-        if output_gradients is None:
-            seed = np.ones_like(target_value)
-        else:
-            seed = np.asarray(as_array(output_gradients), dtype=target_value.dtype)
-            if seed.shape != target_value.shape:
-                raise ValueError(
-                    f"output_gradients must have the target's shape {target_value.shape}; "
-                    f"received shape {seed.shape}"
-                )
-        if target_value.dtype.kind not in "fc":
-            seed = seed.astype(np.float32)
-
-        # Forward sweep: which recorded tensors depend on some source.
-        source_ids = {id(source) for source in source_list}
+        # Forward sweep: which recorded tensors depend on some source.  As in
+        # TF, a source the tape does not track (neither watched nor computed
+        # under it) gets no gradient, so nothing is computed for it.
+        source_ids = {
+            id(source) for source in source_list
+            if id(source) in self._watched or id(source) in self._produced
+        }
         depends = set(source_ids)
         for output, inputs, _ in self._ops:
             if any(id(item) in depends for item in inputs):
                 depends.add(id(output))
 
-        grads = {id(target): seed}
+        grads = seeds
         paused = self._recording
         self._recording = False
         try:
@@ -214,7 +245,7 @@ class GradientTape:
 
         results = []
         for source in source_list:
-            grad = grads.get(id(source))
+            grad = grads.get(id(source)) if id(source) in source_ids else None
             if grad is not None:
                 grad = np.asarray(grad)
                 source_dtype = as_array(source).dtype
