@@ -183,3 +183,44 @@ def test_base_config_round_trip():
 def test_base_layer_without_call_raises_not_implemented():
     with pytest.raises(NotImplementedError, match="call"):
         Layer()(np.ones((1, 2)))
+
+
+class Counter(Layer):
+    """Assigns to its weight and draws random numbers before (optionally) failing."""
+
+    def __init__(self, fail=False, **kwargs):
+        super().__init__(**kwargs)
+        self.fail = fail
+        self._generator = np.random.default_rng(0)
+
+    def build(self, input_shape):
+        self.total = self.add_weight("total", (), initializer="zeros", trainable=False)
+
+    def call(self, inputs):  # no training argument, as users may write it
+        self.total.assign_add(np.sum(np.asarray(inputs)))
+        noise = self._generator.random()
+        if self.fail:
+            raise RuntimeError("counter failed")
+        return numconv.ops.add(inputs, noise)
+
+
+def test_call_without_training_argument_is_supported():
+    layer = Counter()
+    y = layer(np.ones((1, 2)), training=True)
+    assert y.shape == (1, 2)
+    assert float(layer.total.numpy()) == 2.0
+
+
+def test_failed_call_restores_variable_values_and_random_state():
+    layer = Counter()
+    first = np.asarray(layer(np.ones((1, 2))))
+    reference = Counter()
+    reference(np.ones((1, 2)))
+    expected_next = np.asarray(reference(np.ones((1, 2))))
+    layer.fail = True
+    with pytest.raises(RuntimeError, match="counter failed"):
+        layer(np.full((1, 2), 10.0))
+    assert float(layer.total.numpy()) == 2.0
+    layer.fail = False
+    np.testing.assert_array_equal(np.asarray(layer(np.ones((1, 2)))), expected_next)
+    assert not np.array_equal(first, expected_next)

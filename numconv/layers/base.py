@@ -7,6 +7,8 @@ is given).  ``__call__`` converts and casts the input, builds, runs
 raises leaves the layer exactly as it was before the call.
 """
 
+import functools
+import inspect
 import numbers
 import os
 import re
@@ -31,6 +33,15 @@ def _unique_layer_name(class_name):
     count = _layer_name_counts.get(base, 0)
     _layer_name_counts[base] = count + 1
     return base if count == 0 else f"{base}_{count}"
+
+
+@functools.lru_cache(maxsize=None)
+def _call_takes_training(layer_class):
+    """Whether ``layer_class.call`` accepts ``training`` (user subclasses may omit it)."""
+    parameters = inspect.signature(layer_class.call).parameters
+    return "training" in parameters or any(
+        parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()
+    )
 
 
 def normalize_dtype(dtype):
@@ -109,7 +120,8 @@ class Layer:
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword argument(s): "
-                f"{', '.join(sorted(kwargs))}; received {kwargs!r}"
+                f"{', '.join(sorted(kwargs))}; received "
+                + ", ".join(f"{key}={value!r}" for key, value in sorted(kwargs.items()))
             )
         if name is None:
             name = _unique_layer_name(type(self).__name__)
@@ -377,14 +389,18 @@ class Layer:
             key: value.bit_generator.state
             for key, value in self.__dict__.items() if isinstance(value, np.random.Generator)
         }
-        return state, generators
+        # Variable.assign swaps in a new array, so keeping the old arrays is enough.
+        values = [(variable, variable._value) for variable in self._weights]
+        return state, generators, values
 
     def _restore(self, snapshot):
-        state, generators = snapshot
+        state, generators, values = snapshot
         self.__dict__.clear()
         self.__dict__.update(state)
         for key, generator_state in generators.items():
             self.__dict__[key].bit_generator.state = generator_state
+        for variable, value in values:
+            variable._value = value
 
     def __call__(self, inputs, training=None):
         """Run the layer on ``inputs`` (array or Tensor); returns a Tensor.
@@ -397,13 +413,17 @@ class Layer:
             tensor = self._convert_input(inputs)
             self._maybe_build(tensor.shape)
             self._check_input_shape(tensor.shape)
-            outputs = self.call(tensor, training=training)
+            if _call_takes_training(type(self)):
+                outputs = self.call(tensor, training=training)
+            else:
+                outputs = self.call(tensor)
+            if not isinstance(outputs, Tensor):
+                outputs = Tensor(as_array(outputs))
             if self.activity_regularizer is not None:
                 batch_size = outputs.shape[0] if outputs.ndim else 1
                 penalty = self.activity_regularizer(outputs)
-                self._activity_loss = _ops.divide(
-                    penalty, np.asarray(max(batch_size, 1), dtype=as_array(penalty).dtype)
-                )
+                # A Python float keeps the penalty's dtype (weak promotion).
+                self._activity_loss = _ops.divide(penalty, float(max(batch_size, 1)))
         except BaseException:
             self._restore(snapshot)
             raise
