@@ -171,7 +171,7 @@ def _class_indices(labels, classes):
         whole = np.isfinite(y) & (y == np.round(y)) if y.size else np.ones(0, bool)
         if not np.all(whole):
             bad = y[~whole].ravel()[0]
-            raise ValueError(f"labels must be whole class indices; received labels containing {bad!r}")
+            raise ValueError(f"labels must be whole class indices; received labels containing {float(bad)!r}")
     elif y.dtype.kind not in "iub":
         raise TypeError(f"labels must be integer class indices; received labels of dtype {y.dtype}")
     indices = y.astype(np.int64)
