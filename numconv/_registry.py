@@ -31,7 +31,9 @@ class Registry:
 
     def lookup(self, name):
         """The class or function registered as ``name``; ValueError listing the valid names."""
-        obj = self._by_name.get(name, self._by_name.get(name.lower()) if isinstance(name, str) else None)
+        # Only strings are looked up: an unhashable class_name (a list, a dict) must give
+        # the ValueError below, not "unhashable type".
+        obj = self._by_name.get(name, self._by_name.get(name.lower())) if isinstance(name, str) else None
         if obj is None:
             raise ValueError(
                 f"unknown {self.family} {name!r}; valid names are: {', '.join(self.names())}"

@@ -394,3 +394,10 @@ def test_non_real_inputs_are_rejected(name):
         getattr(activations, name)(np.array([1 + 1j]))
     with pytest.raises(TypeError, match="dtype"):
         getattr(activations, name)(np.array(["a"]))
+
+
+def test_config_dict_with_a_non_string_class_name_is_a_value_error():
+    with pytest.raises(ValueError, match=r"unknown activation \['relu'\]"):
+        activations.deserialize({"class_name": ["relu"], "config": {}})
+    with pytest.raises(ValueError, match=r"config must be a name or a dict.*received 3"):
+        activations.deserialize(3)
