@@ -1,0 +1,510 @@
+"""2-D convolution kernels: forward pass and the input, kernel and bias gradients.
+
+All kernels work on one canonical layout and write into an output array the
+caller allocates (nothing is returned):
+
+* ``x``, ``out``, ``grad_output``, ``grad_input``: C-contiguous 4-D arrays
+  ``(batch, height, width, channels)`` (channels last);
+* ``kernel``, ``grad_kernel``: C-contiguous ``(kernel_height, kernel_width,
+  in_channels // groups, filters)`` (Keras layout, cross-correlation);
+* ``bias``, ``grad_bias``: ``(filters,)``;
+* every array float32, or every array float64 (one dtype per call);
+* ``stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left``: ints.
+
+Padding is handled by index bounds: ``pad_top`` / ``pad_left`` shift the
+windows, and the output height and width (read from ``out`` or
+``grad_output``) fix the bottom and right padding.  ``groups`` is implied by
+the shapes: ``in_channels // kernel.shape[2]``.
+
+Signatures::
+
+    conv2d_forward(x, kernel, bias, out, stride_h, stride_w,
+                   dilation_h, dilation_w, pad_top, pad_left)
+    depthwise_conv2d_forward(...same...)          # kernel.shape[2] == 1, groups == in_channels
+    conv2d_grad_input(grad_output, kernel, grad_input, stride_h, stride_w,
+                      dilation_h, dilation_w, pad_top, pad_left)
+    depthwise_conv2d_grad_input(...same...)
+    conv2d_grad_kernel(x, grad_output, grad_kernel, stride_h, stride_w,
+                       dilation_h, dilation_w, pad_top, pad_left)
+    depthwise_conv2d_grad_kernel(...same...)
+    conv2d_grad_bias(grad_output, grad_bias)
+
+Each exists as a ``parallel=True`` build (the names above) and a serial build
+(``..._serial``) of the same loops; both give bit-identical results, whatever
+the thread count.  The kernels trust their arguments: shapes, dtypes and
+layouts are checked by :mod:`numconv.nn`, not here.  See docs/design.md.
+"""
+
+import numpy as np
+from numba import prange
+
+from . import jit
+
+# Upper bound on the number of batch chunks of a kernel or bias gradient, and
+# on the elements of their per-chunk partial buffers.  Both depend on nothing
+# but the problem's shape, so the summation order never depends on threads.
+MAX_REDUCTION_CHUNKS = 64
+PARTIAL_BUFFER_ELEMENTS = 1 << 22
+# Elements per parallel tile when the partial buffers are added up.
+MERGE_BLOCK = 4096
+
+
+@jit.kernel()
+def reduction_chunks(rows, partial_elements):
+    """Number of row chunks a cross-batch reduction is split into (shape-only)."""
+    chunks = PARTIAL_BUFFER_ELEMENTS // max(partial_elements, 1)
+    chunks = min(chunks, MAX_REDUCTION_CHUNKS, rows)
+    return max(chunks, 1)
+
+
+# ---------------------------------------------------------------------------
+# Forward pass: one tile is one output row out[n, oh, :, :].  For each output
+# pixel, the filters of a group accumulate in a contiguous row; the innermost
+# loop runs over those filters, reading kernel[kh, kw, c, :].
+
+
+@jit.kernel()
+def _forward_row(x, weights, bias, out, n, oh, stride_h, stride_w, dilation_h, dilation_w,
+                 pad_top, pad_left):
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    kernel_h, kernel_w, group_channels, filters = weights.shape
+    out_w = out.shape[2]
+    groups = channels // group_channels
+    group_filters = filters // groups
+    acc = np.empty(group_filters, dtype=out.dtype)
+    for ow in range(out_w):
+        for g in range(groups):
+            channel0 = g * group_channels
+            filter0 = g * group_filters
+            acc[:] = 0.0
+            for kh in range(kernel_h):
+                ih = oh * stride_h + kh * dilation_h - pad_top
+                if ih < 0 or ih >= height:
+                    continue
+                for kw in range(kernel_w):
+                    iw = ow * stride_w + kw * dilation_w - pad_left
+                    if iw < 0 or iw >= width:
+                        continue
+                    x_pixel = x[n, ih, iw, channel0:channel0 + group_channels]
+                    for c in range(group_channels):
+                        value = x_pixel[c]
+                        weight_row = weights[kh, kw, c, filter0:filter0 + group_filters]
+                        for f in range(group_filters):
+                            acc[f] += value * weight_row[f]
+            out_pixel = out[n, oh, ow, filter0:filter0 + group_filters]
+            bias_row = bias[filter0:filter0 + group_filters]
+            for f in range(group_filters):
+                out_pixel[f] = acc[f] + bias_row[f]
+
+
+@jit.kernel()
+def _depthwise_forward_row(x, weights, bias, out, n, oh, stride_h, stride_w, dilation_h,
+                           dilation_w, pad_top, pad_left):
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    kernel_h, kernel_w, filters = weights.shape[0], weights.shape[1], weights.shape[3]
+    multiplier = filters // channels
+    out_w = out.shape[2]
+    acc = np.empty(filters, dtype=out.dtype)
+    for ow in range(out_w):
+        acc[:] = 0.0
+        for kh in range(kernel_h):
+            ih = oh * stride_h + kh * dilation_h - pad_top
+            if ih < 0 or ih >= height:
+                continue
+            for kw in range(kernel_w):
+                iw = ow * stride_w + kw * dilation_w - pad_left
+                if iw < 0 or iw >= width:
+                    continue
+                x_pixel = x[n, ih, iw]
+                weight_row = weights[kh, kw, 0]
+                if multiplier == 1:
+                    for c in range(channels):
+                        acc[c] += x_pixel[c] * weight_row[c]
+                else:
+                    for c in range(channels):
+                        value = x_pixel[c]
+                        for j in range(multiplier):
+                            acc[c * multiplier + j] += value * weight_row[c * multiplier + j]
+        out_pixel = out[n, oh, ow]
+        for f in range(filters):
+            out_pixel[f] = acc[f] + bias[f]
+
+
+@jit.kernel(parallel=True)
+def conv2d_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
+                   pad_top, pad_left):
+    """Grouped 2-D cross-correlation plus bias, written into ``out`` (N, OH, OW, F)."""
+    out_h = out.shape[1]
+    for tile in prange(out.shape[0] * out_h):
+        _forward_row(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h, stride_w,
+                     dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def conv2d_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
+                          pad_top, pad_left):
+    """Serial build of :func:`conv2d_forward`."""
+    out_h = out.shape[1]
+    for tile in range(out.shape[0] * out_h):
+        _forward_row(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h, stride_w,
+                     dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel(parallel=True)
+def depthwise_conv2d_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
+                             pad_top, pad_left):
+    """Depthwise convolution (groups == channels, F = channels * multiplier) plus bias."""
+    out_h = out.shape[1]
+    for tile in prange(out.shape[0] * out_h):
+        _depthwise_forward_row(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h,
+                               stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def depthwise_conv2d_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h,
+                                    dilation_w, pad_top, pad_left):
+    """Serial build of :func:`depthwise_conv2d_forward`."""
+    out_h = out.shape[1]
+    for tile in range(out.shape[0] * out_h):
+        _depthwise_forward_row(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h,
+                               stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
+# ---------------------------------------------------------------------------
+# Input gradient, gathered per input pixel so that every element of
+# grad_input has one writer: grad_input[n, ih, iw, c] sums
+# grad_output[n, oh, ow, f] * kernel[kh, kw, c, f] over the (kh, kw) whose
+# window lands on (ih, iw) and over f, in that fixed order.  The innermost
+# loop runs over the input channels of a group, so the kernel is read through
+# a transposed copy (kernel_h, kernel_w, filters, in_channels // groups).
+
+
+@jit.kernel()
+def _output_index(i, k, pad, stride, dilation, out_size):
+    """Output position whose window puts tap ``k`` on input ``i``, or -1."""
+    shifted = i + pad - k * dilation
+    if shifted < 0 or shifted % stride != 0:
+        return -1
+    o = shifted // stride
+    if o >= out_size:
+        return -1
+    return o
+
+
+@jit.kernel()
+def _transposed_kernel(weights):
+    kernel_h, kernel_w, group_channels, filters = weights.shape
+    transposed = np.empty((kernel_h, kernel_w, filters, group_channels), dtype=weights.dtype)
+    for kh in range(kernel_h):
+        for kw in range(kernel_w):
+            for c in range(group_channels):
+                for f in range(filters):
+                    transposed[kh, kw, f, c] = weights[kh, kw, c, f]
+    return transposed
+
+
+@jit.kernel()
+def _grad_input_row(grad_output, weights_t, grad_input, n, ih, stride_h, stride_w, dilation_h,
+                    dilation_w, pad_top, pad_left):
+    out_h, out_w = grad_output.shape[1], grad_output.shape[2]
+    width, channels = grad_input.shape[2], grad_input.shape[3]
+    kernel_h, kernel_w, filters, group_channels = weights_t.shape
+    groups = channels // group_channels
+    group_filters = filters // groups
+    acc = np.empty(group_channels, dtype=grad_input.dtype)
+    for iw in range(width):
+        for g in range(groups):
+            channel0 = g * group_channels
+            filter0 = g * group_filters
+            acc[:] = 0.0
+            for kh in range(kernel_h):
+                oh = _output_index(ih, kh, pad_top, stride_h, dilation_h, out_h)
+                if oh < 0:
+                    continue
+                for kw in range(kernel_w):
+                    ow = _output_index(iw, kw, pad_left, stride_w, dilation_w, out_w)
+                    if ow < 0:
+                        continue
+                    grad_pixel = grad_output[n, oh, ow, filter0:filter0 + group_filters]
+                    for f in range(group_filters):
+                        value = grad_pixel[f]
+                        weight_row = weights_t[kh, kw, filter0 + f]
+                        for c in range(group_channels):
+                            acc[c] += value * weight_row[c]
+            grad_pixel_in = grad_input[n, ih, iw, channel0:channel0 + group_channels]
+            for c in range(group_channels):
+                grad_pixel_in[c] = acc[c]
+
+
+@jit.kernel()
+def _depthwise_grad_input_row(grad_output, weights, grad_input, n, ih, stride_h, stride_w,
+                              dilation_h, dilation_w, pad_top, pad_left):
+    out_h, out_w = grad_output.shape[1], grad_output.shape[2]
+    width, channels = grad_input.shape[2], grad_input.shape[3]
+    kernel_h, kernel_w, filters = weights.shape[0], weights.shape[1], weights.shape[3]
+    multiplier = filters // channels
+    acc = np.empty(channels, dtype=grad_input.dtype)
+    for iw in range(width):
+        acc[:] = 0.0
+        for kh in range(kernel_h):
+            oh = _output_index(ih, kh, pad_top, stride_h, dilation_h, out_h)
+            if oh < 0:
+                continue
+            for kw in range(kernel_w):
+                ow = _output_index(iw, kw, pad_left, stride_w, dilation_w, out_w)
+                if ow < 0:
+                    continue
+                grad_pixel = grad_output[n, oh, ow]
+                weight_row = weights[kh, kw, 0]
+                if multiplier == 1:
+                    for c in range(channels):
+                        acc[c] += grad_pixel[c] * weight_row[c]
+                else:
+                    for c in range(channels):
+                        for j in range(multiplier):
+                            acc[c] += grad_pixel[c * multiplier + j] * weight_row[c * multiplier + j]
+        grad_pixel_in = grad_input[n, ih, iw]
+        for c in range(channels):
+            grad_pixel_in[c] = acc[c]
+
+
+@jit.kernel(parallel=True)
+def conv2d_grad_input(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
+                      dilation_w, pad_top, pad_left):
+    """Gradient of the grouped convolution with respect to its input, into ``grad_input``."""
+    kernel_t = _transposed_kernel(kernel)
+    height = grad_input.shape[1]
+    for tile in prange(grad_input.shape[0] * height):
+        _grad_input_row(grad_output, kernel_t, grad_input, tile // height, tile % height,
+                        stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def conv2d_grad_input_serial(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
+                             dilation_w, pad_top, pad_left):
+    """Serial build of :func:`conv2d_grad_input`."""
+    kernel_t = _transposed_kernel(kernel)
+    height = grad_input.shape[1]
+    for tile in range(grad_input.shape[0] * height):
+        _grad_input_row(grad_output, kernel_t, grad_input, tile // height, tile % height,
+                        stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel(parallel=True)
+def depthwise_conv2d_grad_input(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
+                                dilation_w, pad_top, pad_left):
+    """Gradient of the depthwise convolution with respect to its input."""
+    height = grad_input.shape[1]
+    for tile in prange(grad_input.shape[0] * height):
+        _depthwise_grad_input_row(grad_output, kernel, grad_input, tile // height, tile % height,
+                                  stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def depthwise_conv2d_grad_input_serial(grad_output, kernel, grad_input, stride_h, stride_w,
+                                       dilation_h, dilation_w, pad_top, pad_left):
+    """Serial build of :func:`depthwise_conv2d_grad_input`."""
+    height = grad_input.shape[1]
+    for tile in range(grad_input.shape[0] * height):
+        _depthwise_grad_input_row(grad_output, kernel, grad_input, tile // height, tile % height,
+                                  stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
+# ---------------------------------------------------------------------------
+# Kernel gradient: a sum over every output pixel of the batch.  The output
+# rows (n, oh) are cut into reduction_chunks(...) chunks, a number that depends
+# on the shapes only.  A tile is one (chunk, kh, kw): it sums its chunk's rows
+# in order into its own slice of a partial buffer; the partials are then added
+# chunk by chunk in a fixed order.  No two tiles write the same element.
+
+
+@jit.kernel()
+def _grad_kernel_tile(x, grad_output, partial, tile, rows_per_chunk, stride_h, stride_w,
+                      dilation_h, dilation_w, pad_top, pad_left):
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    out_h, out_w, filters = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
+    kernel_h, kernel_w, group_channels = partial.shape[1], partial.shape[2], partial.shape[3]
+    groups = channels // group_channels
+    group_filters = filters // groups
+    chunk = tile // (kernel_h * kernel_w)
+    kh = (tile // kernel_w) % kernel_h
+    kw = tile % kernel_w
+    tap = partial[chunk, kh, kw]
+    tap[:, :] = 0.0
+    row_stop = min((chunk + 1) * rows_per_chunk, grad_output.shape[0] * out_h)
+    for row in range(chunk * rows_per_chunk, row_stop):
+        n = row // out_h
+        oh = row % out_h
+        ih = oh * stride_h + kh * dilation_h - pad_top
+        if ih < 0 or ih >= height:
+            continue
+        for ow in range(out_w):
+            iw = ow * stride_w + kw * dilation_w - pad_left
+            if iw < 0 or iw >= width:
+                continue
+            for g in range(groups):
+                channel0 = g * group_channels
+                filter0 = g * group_filters
+                grad_pixel = grad_output[n, oh, ow, filter0:filter0 + group_filters]
+                for c in range(group_channels):
+                    value = x[n, ih, iw, channel0 + c]
+                    tap_row = tap[c, filter0:filter0 + group_filters]
+                    for f in range(group_filters):
+                        tap_row[f] += value * grad_pixel[f]
+
+
+@jit.kernel()
+def _depthwise_grad_kernel_tile(x, grad_output, partial, tile, rows_per_chunk, stride_h,
+                                stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    out_h, out_w, filters = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
+    kernel_h, kernel_w = partial.shape[1], partial.shape[2]
+    multiplier = filters // channels
+    chunk = tile // (kernel_h * kernel_w)
+    kh = (tile // kernel_w) % kernel_h
+    kw = tile % kernel_w
+    tap_row = partial[chunk, kh, kw, 0]
+    tap_row[:] = 0.0
+    row_stop = min((chunk + 1) * rows_per_chunk, grad_output.shape[0] * out_h)
+    for row in range(chunk * rows_per_chunk, row_stop):
+        n = row // out_h
+        oh = row % out_h
+        ih = oh * stride_h + kh * dilation_h - pad_top
+        if ih < 0 or ih >= height:
+            continue
+        for ow in range(out_w):
+            iw = ow * stride_w + kw * dilation_w - pad_left
+            if iw < 0 or iw >= width:
+                continue
+            x_pixel = x[n, ih, iw]
+            grad_pixel = grad_output[n, oh, ow]
+            if multiplier == 1:
+                for c in range(channels):
+                    tap_row[c] += x_pixel[c] * grad_pixel[c]
+            else:
+                for c in range(channels):
+                    value = x_pixel[c]
+                    for j in range(multiplier):
+                        tap_row[c * multiplier + j] += value * grad_pixel[c * multiplier + j]
+
+
+@jit.kernel()
+def _chunking(grad_output, partial_elements):
+    """(chunks, rows_per_chunk) of a reduction over the output rows of ``grad_output``."""
+    rows = grad_output.shape[0] * grad_output.shape[1]
+    chunks = reduction_chunks(rows, partial_elements)
+    return chunks, -(-rows // chunks)
+
+
+@jit.kernel()
+def _merge_partials(partial, total, block):
+    """Block ``block`` of total = partial[0] + partial[1] + ..., added in chunk order."""
+    start = block * MERGE_BLOCK
+    stop = min(start + MERGE_BLOCK, total.size)
+    for i in range(start, stop):
+        total[i] = partial[0, i]
+    for chunk in range(1, partial.shape[0]):
+        for i in range(start, stop):
+            total[i] += partial[chunk, i]
+
+
+@jit.kernel(parallel=True)
+def conv2d_grad_kernel(x, grad_output, grad_kernel, stride_h, stride_w, dilation_h, dilation_w,
+                       pad_top, pad_left):
+    """Gradient of the grouped convolution with respect to its kernel, into ``grad_kernel``."""
+    chunks, rows_per_chunk = _chunking(grad_output, grad_kernel.size)
+    partial = np.empty((chunks,) + grad_kernel.shape, dtype=grad_kernel.dtype)
+    for tile in prange(chunks * grad_kernel.shape[0] * grad_kernel.shape[1]):
+        _grad_kernel_tile(x, grad_output, partial, np.int64(tile), rows_per_chunk, stride_h,
+                          stride_w, dilation_h, dilation_w, pad_top, pad_left)
+    flat_partial = partial.reshape((chunks, grad_kernel.size))
+    flat_total = grad_kernel.reshape(grad_kernel.size)
+    for block in prange(-(-grad_kernel.size // MERGE_BLOCK)):
+        _merge_partials(flat_partial, flat_total, np.int64(block))
+
+
+@jit.kernel()
+def conv2d_grad_kernel_serial(x, grad_output, grad_kernel, stride_h, stride_w, dilation_h,
+                              dilation_w, pad_top, pad_left):
+    """Serial build of :func:`conv2d_grad_kernel` (same chunks, same sums)."""
+    chunks, rows_per_chunk = _chunking(grad_output, grad_kernel.size)
+    partial = np.empty((chunks,) + grad_kernel.shape, dtype=grad_kernel.dtype)
+    for tile in range(chunks * grad_kernel.shape[0] * grad_kernel.shape[1]):
+        _grad_kernel_tile(x, grad_output, partial, tile, rows_per_chunk, stride_h,
+                          stride_w, dilation_h, dilation_w, pad_top, pad_left)
+    flat_partial = partial.reshape((chunks, grad_kernel.size))
+    flat_total = grad_kernel.reshape(grad_kernel.size)
+    for block in range(-(-grad_kernel.size // MERGE_BLOCK)):
+        _merge_partials(flat_partial, flat_total, block)
+
+
+@jit.kernel(parallel=True)
+def depthwise_conv2d_grad_kernel(x, grad_output, grad_kernel, stride_h, stride_w, dilation_h,
+                                 dilation_w, pad_top, pad_left):
+    """Gradient of the depthwise convolution with respect to its kernel."""
+    chunks, rows_per_chunk = _chunking(grad_output, grad_kernel.size)
+    partial = np.empty((chunks,) + grad_kernel.shape, dtype=grad_kernel.dtype)
+    for tile in prange(chunks * grad_kernel.shape[0] * grad_kernel.shape[1]):
+        _depthwise_grad_kernel_tile(x, grad_output, partial, np.int64(tile), rows_per_chunk,
+                                    stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
+    flat_partial = partial.reshape((chunks, grad_kernel.size))
+    flat_total = grad_kernel.reshape(grad_kernel.size)
+    for block in prange(-(-grad_kernel.size // MERGE_BLOCK)):
+        _merge_partials(flat_partial, flat_total, np.int64(block))
+
+
+@jit.kernel()
+def depthwise_conv2d_grad_kernel_serial(x, grad_output, grad_kernel, stride_h, stride_w,
+                                        dilation_h, dilation_w, pad_top, pad_left):
+    """Serial build of :func:`depthwise_conv2d_grad_kernel`."""
+    chunks, rows_per_chunk = _chunking(grad_output, grad_kernel.size)
+    partial = np.empty((chunks,) + grad_kernel.shape, dtype=grad_kernel.dtype)
+    for tile in range(chunks * grad_kernel.shape[0] * grad_kernel.shape[1]):
+        _depthwise_grad_kernel_tile(x, grad_output, partial, tile, rows_per_chunk,
+                                    stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
+    flat_partial = partial.reshape((chunks, grad_kernel.size))
+    flat_total = grad_kernel.reshape(grad_kernel.size)
+    for block in range(-(-grad_kernel.size // MERGE_BLOCK)):
+        _merge_partials(flat_partial, flat_total, block)
+
+
+# ---------------------------------------------------------------------------
+# Bias gradient: grad_output summed over batch, height and width, with the
+# same chunk-then-merge scheme (one tile per chunk of output rows).
+
+
+@jit.kernel()
+def _grad_bias_chunk(grad_output, partial, chunk, rows_per_chunk):
+    out_h, out_w = grad_output.shape[1], grad_output.shape[2]
+    sums = partial[chunk]
+    sums[:] = 0.0
+    row_stop = min((chunk + 1) * rows_per_chunk, grad_output.shape[0] * out_h)
+    for row in range(chunk * rows_per_chunk, row_stop):
+        n = row // out_h
+        oh = row % out_h
+        for ow in range(out_w):
+            grad_pixel = grad_output[n, oh, ow]
+            for f in range(sums.shape[0]):
+                sums[f] += grad_pixel[f]
+
+
+@jit.kernel(parallel=True)
+def conv2d_grad_bias(grad_output, grad_bias):
+    """Sum of ``grad_output`` over all but its channel axis, into ``grad_bias``."""
+    chunks, rows_per_chunk = _chunking(grad_output, grad_bias.size)
+    partial = np.empty((chunks, grad_bias.size), dtype=grad_bias.dtype)
+    for chunk in prange(chunks):
+        _grad_bias_chunk(grad_output, partial, np.int64(chunk), rows_per_chunk)
+    for block in range(-(-grad_bias.size // MERGE_BLOCK)):
+        _merge_partials(partial, grad_bias, block)
+
+
+@jit.kernel()
+def conv2d_grad_bias_serial(grad_output, grad_bias):
+    """Serial build of :func:`conv2d_grad_bias`."""
+    chunks, rows_per_chunk = _chunking(grad_output, grad_bias.size)
+    partial = np.empty((chunks, grad_bias.size), dtype=grad_bias.dtype)
+    for chunk in range(chunks):
+        _grad_bias_chunk(grad_output, partial, chunk, rows_per_chunk)
+    for block in range(-(-grad_bias.size // MERGE_BLOCK)):
+        _merge_partials(partial, grad_bias, block)
