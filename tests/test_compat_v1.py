@@ -2,7 +2,6 @@
 
 import inspect
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -33,9 +32,24 @@ def test_namespace_and_subclass():
 def test_signature_follows_tf1():
     parameters = list(inspect.signature(v1.layers.Conv2D).parameters)
     assert parameters == [
-        "filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "activation",
-        "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
-        "activity_regularizer", "kernel_constraint", "bias_constraint", "trainable", "name", "kwargs",
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "data_format",
+        "dilation_rate",
+        "activation",
+        "use_bias",
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+        "kernel_constraint",
+        "bias_constraint",
+        "trainable",
+        "name",
+        "kwargs",
     ]
     defaults = inspect.signature(v1.layers.Conv2D).parameters
     assert defaults["data_format"].default == "channels_last"
@@ -51,7 +65,9 @@ def test_data_format_default_ignores_the_config(restore_config):
 
 
 def test_none_initializers_mean_glorot_uniform_and_zeros():
-    layer = v1.layers.Conv2D(8, 3, kernel_initializer=None, bias_initializer=None, input_shape=(6, 6, 4))
+    layer = v1.layers.Conv2D(
+        8, 3, kernel_initializer=None, bias_initializer=None, input_shape=(6, 6, 4)
+    )
     config = layer.get_config()
     assert config["kernel_initializer"]["class_name"] == "GlorotUniform"
     assert config["bias_initializer"]["class_name"] == "Zeros"
@@ -75,7 +91,9 @@ def test_graph_is_deprecated_and_none():
 
 
 def test_outputs_equal_the_keras_layer_and_the_array_function(rng):
-    kwargs = dict(filters=3, kernel_size=(3, 2), strides=2, padding="same", activation="relu", dtype="float64")
+    kwargs = dict(
+        filters=3, kernel_size=(3, 2), strides=2, padding="same", activation="relu", dtype="float64"
+    )
     tf1 = v1.layers.Conv2D(input_shape=(7, 6, 2), **kwargs)
     keras = numconv.layers.Conv2D(input_shape=(7, 6, 2), **kwargs)
     weights = [rng.standard_normal(w.shape) for w in tf1.weights]
@@ -98,8 +116,16 @@ def test_gradients_on_a_tape(rng):
 
 
 def test_config_round_trip(rng):
-    layer = v1.layers.Conv2D(4, 3, dilation_rate=2, kernel_regularizer="l2", bias_constraint="non_neg",
-                             trainable=False, name="tf1_round_trip", dtype="float64")
+    layer = v1.layers.Conv2D(
+        4,
+        3,
+        dilation_rate=2,
+        kernel_regularizer="l2",
+        bias_constraint="non_neg",
+        trainable=False,
+        name="tf1_round_trip",
+        dtype="float64",
+    )
     config = layer.get_config()
     clone = v1.layers.Conv2D.from_config(config)
     assert type(clone) is v1.layers.Conv2D
@@ -117,8 +143,11 @@ def test_functional_conv2d(rng):
     [
         (dict(filters=0, kernel_size=3), ValueError, r"filters=0"),
         (dict(filters=2, kernel_size=3, padding="causal"), ValueError, r"padding='causal'"),
-        (dict(filters=2, kernel_size=3, strides=2, dilation_rate=2), ValueError,
-         r"strides=\(2, 2\) and dilation_rate=\(2, 2\)"),
+        (
+            dict(filters=2, kernel_size=3, strides=2, dilation_rate=2),
+            ValueError,
+            r"strides=\(2, 2\) and dilation_rate=\(2, 2\)",
+        ),
         (dict(filters=2, kernel_size=3, data_format="NCHW"), ValueError, r"data_format='NCHW'"),
         (dict(filters=2, kernel_size=3, bogus=1), TypeError, r"bogus=1"),
     ],

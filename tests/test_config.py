@@ -1,4 +1,4 @@
-"""numconv.config: data format and floatx defaults, setters, the config file, no writes on import."""
+"""numconv.config: data format and floatx defaults, setters, config file, no write on import."""
 
 import json
 import os
@@ -22,8 +22,9 @@ def restore_config():
 def run_python(code, env_updates, cwd):
     env = {key: value for key, value in os.environ.items() if key != "NUMCONV_HOME"}
     env.update(env_updates)
-    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
 
@@ -39,23 +40,40 @@ PROBE = (
 @pytest.mark.slow
 def test_built_in_defaults_without_a_config_file(tmp_path):
     assert run_python(PROBE, {"NUMCONV_HOME": str(tmp_path)}, tmp_path) == [
-        "channels_last", "float32", "channels_last", "float32", "channels_last"]
+        "channels_last",
+        "float32",
+        "channels_last",
+        "float32",
+        "channels_last",
+    ]
 
 
 @pytest.mark.slow
 def test_config_file_sets_the_defaults(tmp_path):
     (tmp_path / "numconv.json").write_text(
-        json.dumps({"image_data_format": "channels_first", "floatx": "float64"}))
+        json.dumps({"image_data_format": "channels_first", "floatx": "float64"})
+    )
     assert run_python(PROBE, {"NUMCONV_HOME": str(tmp_path)}, tmp_path) == [
-        "channels_first", "float64", "channels_first", "float64", "channels_first"]
+        "channels_first",
+        "float64",
+        "channels_first",
+        "float64",
+        "channels_first",
+    ]
 
 
 @pytest.mark.slow
 def test_broken_config_entries_keep_the_built_in_defaults(tmp_path):
     (tmp_path / "numconv.json").write_text(json.dumps({"image_data_format": "NHWC", "floatx": 3}))
-    assert run_python(PROBE, {"NUMCONV_HOME": str(tmp_path)}, tmp_path)[:2] == ["channels_last", "float32"]
+    assert run_python(PROBE, {"NUMCONV_HOME": str(tmp_path)}, tmp_path)[:2] == [
+        "channels_last",
+        "float32",
+    ]
     (tmp_path / "numconv.json").write_text("{not json")
-    assert run_python(PROBE, {"NUMCONV_HOME": str(tmp_path)}, tmp_path)[:2] == ["channels_last", "float32"]
+    assert run_python(PROBE, {"NUMCONV_HOME": str(tmp_path)}, tmp_path)[:2] == [
+        "channels_last",
+        "float32",
+    ]
 
 
 @pytest.mark.slow

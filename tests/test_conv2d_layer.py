@@ -37,7 +37,7 @@ def loop_conv2d(x, kernel, bias, strides, padding, dilation, groups):
         pads = padding
     (top, bottom), (left, right) = pads
     padded = np.zeros((n, h + top + bottom, w + left + right, c), dtype=np.float64)
-    padded[:, top:top + h, left:left + w, :] = x
+    padded[:, top : top + h, left : left + w, :] = x
     out_h = (h + top + bottom - (kh - 1) * dh - 1) // sh + 1
     out_w = (w + left + right - (kw - 1) * dw - 1) // sw + 1
     out = np.zeros((n, out_h, out_w, filters), dtype=np.float64)
@@ -51,8 +51,10 @@ def loop_conv2d(x, kernel, bias, strides, padding, dilation, groups):
                     for p in range(kh):
                         for q in range(kw):
                             for ci in range(c_group):
-                                total += (padded[b, i * sh + p * dh, j * sw + q * dw, g * c_group + ci]
-                                          * kernel[p, q, ci, o])
+                                total += (
+                                    padded[b, i * sh + p * dh, j * sw + q * dw, g * c_group + ci]
+                                    * kernel[p, q, ci, o]
+                                )
                     out[b, i, j, o] = total + (bias[o] if bias is not None else 0.0)
     return out
 
@@ -84,10 +86,14 @@ def test_readme_examples_give_keras_shapes():
     y = numconv.layers.Conv2D(2, 3, activation="relu", input_shape=input_shape[1:])(x)
     assert y.shape == (4, 26, 26, 2)
 
-    y = numconv.layers.Conv2D(2, 3, activation="relu", dilation_rate=2, input_shape=input_shape[1:])(x)
+    y = numconv.layers.Conv2D(
+        2, 3, activation="relu", dilation_rate=2, input_shape=input_shape[1:]
+    )(x)
     assert y.shape == (4, 24, 24, 2)
 
-    y = numconv.layers.Conv2D(2, 3, activation="relu", padding="same", input_shape=input_shape[1:])(x)
+    y = numconv.layers.Conv2D(2, 3, activation="relu", padding="same", input_shape=input_shape[1:])(
+        x
+    )
     assert y.shape == (4, 28, 28, 2)
 
     input_shape = (4, 7, 28, 28, 3)
@@ -104,13 +110,52 @@ def test_aliases_are_the_same_class():
 
 # -- outputs ---------------------------------------------------------------------------------
 LOOP_CASES = [
-    dict(strides=(1, 1), padding="valid", dilation=(1, 1), groups=1, shape=(2, 6, 5, 3), filters=4, kernel=(3, 2)),
+    dict(
+        strides=(1, 1),
+        padding="valid",
+        dilation=(1, 1),
+        groups=1,
+        shape=(2, 6, 5, 3),
+        filters=4,
+        kernel=(3, 2),
+    ),
     # "same" with stride 2 on even sizes: TF puts the odd padding pixel at the bottom/right.
-    dict(strides=(2, 2), padding="same", dilation=(1, 1), groups=1, shape=(1, 6, 8, 2), filters=3, kernel=(3, 3)),
-    dict(strides=(1, 1), padding="same", dilation=(2, 1), groups=2, shape=(2, 7, 6, 4), filters=6, kernel=(3, 3)),
-    dict(strides=(2, 1), padding=((1, 0), (2, 1)), dilation=(1, 1), groups=1, shape=(1, 5, 5, 2), filters=2,
-         kernel=(2, 3)),
-    dict(strides=(1, 1), padding="valid", dilation=(1, 1), groups=3, shape=(1, 4, 4, 3), filters=3, kernel=(2, 2)),
+    dict(
+        strides=(2, 2),
+        padding="same",
+        dilation=(1, 1),
+        groups=1,
+        shape=(1, 6, 8, 2),
+        filters=3,
+        kernel=(3, 3),
+    ),
+    dict(
+        strides=(1, 1),
+        padding="same",
+        dilation=(2, 1),
+        groups=2,
+        shape=(2, 7, 6, 4),
+        filters=6,
+        kernel=(3, 3),
+    ),
+    dict(
+        strides=(2, 1),
+        padding=((1, 0), (2, 1)),
+        dilation=(1, 1),
+        groups=1,
+        shape=(1, 5, 5, 2),
+        filters=2,
+        kernel=(2, 3),
+    ),
+    dict(
+        strides=(1, 1),
+        padding="valid",
+        dilation=(1, 1),
+        groups=3,
+        shape=(1, 4, 4, 3),
+        filters=3,
+        kernel=(2, 2),
+    ),
 ]
 
 
@@ -120,12 +165,20 @@ def test_output_matches_slow_loop(rng, case, data_format):
     x = rng.standard_normal(case["shape"])
     layer_input = x if data_format == "channels_last" else to_channels_first(x)
     layer = make_layer(
-        rng, layer_input.shape[1:], filters=case["filters"], kernel_size=case["kernel"],
-        strides=case["strides"], padding=case["padding"], dilation_rate=case["dilation"],
-        groups=case["groups"], data_format=data_format,
+        rng,
+        layer_input.shape[1:],
+        filters=case["filters"],
+        kernel_size=case["kernel"],
+        strides=case["strides"],
+        padding=case["padding"],
+        dilation_rate=case["dilation"],
+        groups=case["groups"],
+        data_format=data_format,
     )
     kernel, bias = layer.get_weights()
-    expected = loop_conv2d(x, kernel, bias, case["strides"], case["padding"], case["dilation"], case["groups"])
+    expected = loop_conv2d(
+        x, kernel, bias, case["strides"], case["padding"], case["dilation"], case["groups"]
+    )
     got = np.asarray(layer(layer_input))
     if data_format == "channels_first":
         got = to_channels_last(got)
@@ -144,31 +197,59 @@ def _relu(x):
     channels_per_group=st.integers(1, 2),
     filters_per_group=st.integers(1, 3),
     kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    stride_or_dilation=st.sampled_from([((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 2), (1, 1)),
-                                        ((1, 1), (2, 2)), ((1, 1), (1, 3))]),
+    stride_or_dilation=st.sampled_from(
+        [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 2), (1, 1)), ((1, 1), (2, 2)), ((1, 1), (1, 3))]
+    ),
     padding=st.sampled_from(["valid", "same", ((1, 2), (0, 1)), ((2, 2), (2, 2))]),
     spatial=st.tuples(st.integers(7, 9), st.integers(7, 9)),
     use_bias=st.booleans(),
     activation=st.sampled_from([None, "relu"]),
     seed=st.integers(0, 2**16),
 )
-def test_output_matches_array_level_conv2d(data_format, batch_shape, groups, channels_per_group,
-                                           filters_per_group, kernel, stride_or_dilation, padding,
-                                           spatial, use_bias, activation, seed):
+def test_output_matches_array_level_conv2d(
+    data_format,
+    batch_shape,
+    groups,
+    channels_per_group,
+    filters_per_group,
+    kernel,
+    stride_or_dilation,
+    padding,
+    spatial,
+    use_bias,
+    activation,
+    seed,
+):
     rng = np.random.default_rng(seed)
     strides, dilation = stride_or_dilation
     channels, filters = groups * channels_per_group, groups * filters_per_group
-    shape = batch_shape + ((spatial + (channels,)) if data_format == "channels_last" else ((channels,) + spatial))
+    shape = batch_shape + (
+        (spatial + (channels,)) if data_format == "channels_last" else ((channels,) + spatial)
+    )
     x = rng.standard_normal(shape)
     layer = make_layer(
-        rng, shape[len(batch_shape):], filters=filters, kernel_size=kernel, strides=strides,
-        padding=padding, dilation_rate=dilation, groups=groups, data_format=data_format,
-        use_bias=use_bias, activation=activation,
+        rng,
+        shape[len(batch_shape) :],
+        filters=filters,
+        kernel_size=kernel,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation,
+        groups=groups,
+        data_format=data_format,
+        use_bias=use_bias,
+        activation=activation,
     )
     weights = layer.get_weights()
     expected = nn.conv2d(
-        x, weights[0], weights[1] if use_bias else None, strides=strides, padding=padding,
-        data_format=data_format, dilation_rate=dilation, groups=groups,
+        x,
+        weights[0],
+        weights[1] if use_bias else None,
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        dilation_rate=dilation,
+        groups=groups,
     )
     if activation == "relu":
         expected = _relu(expected)
@@ -200,10 +281,17 @@ def test_bias_and_activation_are_applied_after_the_convolution(rng):
 
 # -- gradients ---------------------------------------------------------------------------------
 GRAD_CASES = [
-    dict(shape=(2, 6, 6, 4), kwargs=dict(filters=4, kernel_size=3, groups=2, dilation_rate=2, padding="same")),
+    dict(
+        shape=(2, 6, 6, 4),
+        kwargs=dict(filters=4, kernel_size=3, groups=2, dilation_rate=2, padding="same"),
+    ),
     dict(shape=(2, 7, 6, 3), kwargs=dict(filters=2, kernel_size=(3, 2), strides=2, padding="same")),
-    dict(shape=(1, 3, 6, 5), kwargs=dict(filters=3, kernel_size=2, data_format="channels_first",
-                                         padding=((1, 0), (0, 2)))),
+    dict(
+        shape=(1, 3, 6, 5),
+        kwargs=dict(
+            filters=3, kernel_size=2, data_format="channels_first", padding=((1, 0), (0, 2))
+        ),
+    ),
     dict(shape=(2, 2, 5, 5, 2), kwargs=dict(filters=2, kernel_size=3, strides=(1, 2))),
 ]
 
@@ -224,9 +312,11 @@ def test_tape_gradients_match_array_level_conv2d_grads(rng, case):
         y, [x_tensor, layer.kernel, layer.bias], output_gradients=upstream
     )
     array_kwargs = dict(
-        strides=kwargs.get("strides", 1), padding=kwargs.get("padding", "valid"),
+        strides=kwargs.get("strides", 1),
+        padding=kwargs.get("padding", "valid"),
         data_format=kwargs.get("data_format", "channels_last"),
-        dilation_rate=kwargs.get("dilation_rate", 1), groups=kwargs.get("groups", 1),
+        dilation_rate=kwargs.get("dilation_rate", 1),
+        groups=kwargs.get("groups", 1),
     )
     expected = nn.conv2d_grads(x, kernel, upstream, **array_kwargs)
     for got, want in zip((grad_x, grad_kernel, grad_bias), expected):
@@ -320,9 +410,16 @@ def test_set_weights_wrong_shape_or_count_names_shapes_and_assigns_nothing(rng):
         (dict(filters=2, kernel_size=3), (None, 28, 28, 3), (None, 26, 26, 2)),
         (dict(filters=2, kernel_size=3), (4, 7, 28, 28, 3), (4, 7, 26, 26, 2)),
         (dict(filters=2, kernel_size=3), (None, None, 28, 28, 3), (None, None, 26, 26, 2)),
-        (dict(filters=5, kernel_size=3, strides=2, padding="same"), (None, 7, 8, 1), (None, 4, 4, 5)),
-        (dict(filters=5, kernel_size=3, dilation_rate=2, data_format="channels_first"),
-         (None, 3, 9, 10), (None, 5, 5, 6)),
+        (
+            dict(filters=5, kernel_size=3, strides=2, padding="same"),
+            (None, 7, 8, 1),
+            (None, 4, 4, 5),
+        ),
+        (
+            dict(filters=5, kernel_size=3, dilation_rate=2, data_format="channels_first"),
+            (None, 3, 9, 10),
+            (None, 5, 5, 6),
+        ),
         (dict(filters=1, kernel_size=2, padding=((1, 2), (0, 3))), (2, 4, 4, 1), (2, 6, 6, 1)),
         (dict(filters=2, kernel_size=3), (None, None, 10, 3), (None, None, 8, 2)),
     ],
@@ -402,8 +499,15 @@ def test_save_weights_of_unbuilt_layer_is_refused(tmp_path):
 
 def full_config_layer(**overrides):
     kwargs = dict(
-        filters=4, kernel_size=(3, 2), strides=(2, 1), padding="same", data_format="channels_first",
-        dilation_rate=(1, 1), groups=2, activation="tanh", use_bias=True,
+        filters=4,
+        kernel_size=(3, 2),
+        strides=(2, 1),
+        padding="same",
+        data_format="channels_first",
+        dilation_rate=(1, 1),
+        groups=2,
+        activation="tanh",
+        use_bias=True,
         kernel_initializer=numconv.initializers.get("he_normal"),
         bias_initializer=numconv.initializers.get("ones"),
         kernel_regularizer=numconv.regularizers.L2(0.03),
@@ -411,7 +515,9 @@ def full_config_layer(**overrides):
         activity_regularizer=numconv.regularizers.L1L2(l1=0.01, l2=0.02),
         kernel_constraint=numconv.constraints.get("max_norm"),
         bias_constraint=numconv.constraints.get("non_neg"),
-        name="full_conv", trainable=False, dtype="float64",
+        name="full_conv",
+        trainable=False,
+        dtype="float64",
     )
     kwargs.update(overrides)
     return Conv2D(**kwargs)
@@ -420,12 +526,31 @@ def full_config_layer(**overrides):
 def test_config_round_trip_gives_an_identical_layer(rng):
     layer = full_config_layer()
     config = layer.get_config()
-    for key in ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups",
-                "activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
-                "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
-                "name", "trainable", "dtype"):
+    for key in (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "data_format",
+        "dilation_rate",
+        "groups",
+        "activation",
+        "use_bias",
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+        "kernel_constraint",
+        "bias_constraint",
+        "name",
+        "trainable",
+        "dtype",
+    ):
         assert key in config, key
-    assert config["filters"] == 4 and config["kernel_size"] == (3, 2) and config["strides"] == (2, 1)
+    assert (
+        config["filters"] == 4 and config["kernel_size"] == (3, 2) and config["strides"] == (2, 1)
+    )
     assert config["padding"] == "same" and config["data_format"] == "channels_first"
     assert config["groups"] == 2 and config["trainable"] is False and config["dtype"] == "float64"
     # Nested objects are serialized, not stored as live objects.
@@ -481,7 +606,8 @@ def test_dtype_defaults_to_floatx_and_inputs_are_cast(rng, restore_config):
     y = layer(np.ones((1, 5, 5, 1), dtype=np.int64))
     assert y.dtype == np.float32
     np.testing.assert_allclose(
-        np.asarray(y), nn.conv2d(np.ones((1, 5, 5, 1), np.float32), layer.kernel.numpy(), layer.bias.numpy()),
+        np.asarray(y),
+        nn.conv2d(np.ones((1, 5, 5, 1), np.float32), layer.kernel.numpy(), layer.bias.numpy()),
         rtol=1e-6,
     )
     numconv.config.set_floatx("float64")
@@ -504,22 +630,32 @@ def test_float64_layer_computes_in_float64_end_to_end(rng):
 
 # -- regularizers and constraints -----------------------------------------------------------
 def test_losses_are_recomputed_from_current_weights(rng):
-    layer = Conv2D(2, 2, input_shape=(3, 3, 1), dtype="float64",
-                   kernel_regularizer=numconv.regularizers.L2(0.5),
-                   bias_regularizer=numconv.regularizers.L1(0.25))
+    layer = Conv2D(
+        2,
+        2,
+        input_shape=(3, 3, 1),
+        dtype="float64",
+        kernel_regularizer=numconv.regularizers.L2(0.5),
+        bias_regularizer=numconv.regularizers.L1(0.25),
+    )
     kernel, bias = rng.standard_normal((2, 2, 1, 2)), rng.standard_normal(2)
     layer.set_weights([kernel, bias])
     losses = layer.losses
     assert len(losses) == 2
-    np.testing.assert_allclose(float(losses[0]), 0.5 * np.sum(kernel ** 2), rtol=1e-12)
+    np.testing.assert_allclose(float(losses[0]), 0.5 * np.sum(kernel**2), rtol=1e-12)
     np.testing.assert_allclose(float(losses[1]), 0.25 * np.sum(np.abs(bias)), rtol=1e-12)
     layer.set_weights([2 * kernel, bias])
     np.testing.assert_allclose(float(layer.losses[0]), 0.5 * np.sum((2 * kernel) ** 2), rtol=1e-12)
 
 
 def test_weight_regularization_losses_are_tape_differentiable(rng):
-    layer = Conv2D(2, 2, input_shape=(3, 3, 1), dtype="float64",
-                   kernel_regularizer=numconv.regularizers.L2(0.5))
+    layer = Conv2D(
+        2,
+        2,
+        input_shape=(3, 3, 1),
+        dtype="float64",
+        kernel_regularizer=numconv.regularizers.L2(0.5),
+    )
     with numconv.GradientTape() as tape:
         penalty = layer.losses[0]
     grad = tape.gradient(penalty, layer.kernel)
@@ -536,10 +672,14 @@ def test_activity_regularizer_loss_is_divided_by_batch_size(rng):
     np.testing.assert_allclose(float(activity), 0.1 * np.sum(np.asarray(y) ** 2) / 4, rtol=1e-12)
     # Differentiable: d(activity)/d(bias) = 0.2 / 4 * sum of outputs per filter.
     grad_bias = tape.gradient(activity, layer.bias)
-    np.testing.assert_allclose(np.asarray(grad_bias), 0.2 / 4 * np.asarray(y).sum(axis=(0, 1, 2)), rtol=1e-10)
+    np.testing.assert_allclose(
+        np.asarray(grad_bias), 0.2 / 4 * np.asarray(y).sum(axis=(0, 1, 2)), rtol=1e-10
+    )
     # A new call replaces it.
     y = layer(x[:2])
-    np.testing.assert_allclose(float(layer.losses[0]), 0.1 * np.sum(np.asarray(y) ** 2) / 2, rtol=1e-12)
+    np.testing.assert_allclose(
+        float(layer.losses[0]), 0.1 * np.sum(np.asarray(y) ** 2) / 2, rtol=1e-12
+    )
 
 
 def test_frozen_layer_has_no_weight_regularization_losses():
@@ -549,8 +689,14 @@ def test_frozen_layer_has_no_weight_regularization_losses():
 
 
 def test_constraints_are_stored_but_not_applied_at_init_or_forward(rng):
-    layer = Conv2D(4, 3, input_shape=(5, 5, 2), dtype="float64",
-                   kernel_constraint="non_neg", bias_constraint="non_neg")
+    layer = Conv2D(
+        4,
+        3,
+        input_shape=(5, 5, 2),
+        dtype="float64",
+        kernel_constraint="non_neg",
+        bias_constraint="non_neg",
+    )
     assert layer.kernel.constraint is layer.kernel_constraint is not None
     assert layer.bias.constraint is layer.bias_constraint is not None
     assert np.any(layer.kernel.numpy() < 0)  # glorot_uniform values, not projected
@@ -579,17 +725,39 @@ def test_constraints_are_stored_but_not_applied_at_init_or_forward(rng):
         (dict(filters=2, kernel_size=3, strides=(1,)), ValueError, r"strides=\(1,\)"),
         (dict(filters=2, kernel_size=3, strides=(1.5, 1)), TypeError, r"strides=\(1\.5, 1\)"),
         (dict(filters=2, kernel_size=3, dilation_rate=-1), ValueError, r"dilation_rate=-1"),
-        (dict(filters=2, kernel_size=3, dilation_rate=(0, 1)), ValueError, r"dilation_rate=\(0, 1\)"),
-        (dict(filters=2, kernel_size=3, strides=2, dilation_rate=(1, 2)), ValueError,
-         r"strides=\(2, 2\) and dilation_rate=\(1, 2\)"),
+        (
+            dict(filters=2, kernel_size=3, dilation_rate=(0, 1)),
+            ValueError,
+            r"dilation_rate=\(0, 1\)",
+        ),
+        (
+            dict(filters=2, kernel_size=3, strides=2, dilation_rate=(1, 2)),
+            ValueError,
+            r"strides=\(2, 2\) and dilation_rate=\(1, 2\)",
+        ),
         (dict(filters=2, kernel_size=3, padding="causal"), ValueError, r"padding='causal'"),
         (dict(filters=2, kernel_size=3, padding="full"), ValueError, r"padding='full'"),
         (dict(filters=2, kernel_size=3, data_format="NHWC"), ValueError, r"data_format='NHWC'"),
-        (dict(filters=2, kernel_size=3, activation="no_such_activation"), ValueError, r"no_such_activation"),
-        (dict(filters=2, kernel_size=3, kernel_initializer="no_such_init"), ValueError, r"no_such_init"),
-        (dict(filters=2, kernel_size=3, kernel_regularizer="no_such_reg"), ValueError, r"no_such_reg"),
-        (dict(filters=2, kernel_size=3, bias_constraint="no_such_constraint"), ValueError,
-         r"no_such_constraint"),
+        (
+            dict(filters=2, kernel_size=3, activation="no_such_activation"),
+            ValueError,
+            r"no_such_activation",
+        ),
+        (
+            dict(filters=2, kernel_size=3, kernel_initializer="no_such_init"),
+            ValueError,
+            r"no_such_init",
+        ),
+        (
+            dict(filters=2, kernel_size=3, kernel_regularizer="no_such_reg"),
+            ValueError,
+            r"no_such_reg",
+        ),
+        (
+            dict(filters=2, kernel_size=3, bias_constraint="no_such_constraint"),
+            ValueError,
+            r"no_such_constraint",
+        ),
         (dict(filters=2, kernel_size=3, dtype="int32"), ValueError, r"dtype='int32'"),
         (dict(filters=2, kernel_size=3, kernel_sise=3), TypeError, r"kernel_sise"),
     ],

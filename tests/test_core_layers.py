@@ -67,18 +67,29 @@ def test_dense_gradients_match_finite_differences(rng):
 
 
 def test_dense_regularizer_and_trainable(rng):
-    layer = Dense(2, kernel_regularizer=numconv.regularizers.L2(0.5), input_shape=(3,), dtype="float64")
+    layer = Dense(
+        2, kernel_regularizer=numconv.regularizers.L2(0.5), input_shape=(3,), dtype="float64"
+    )
     np.testing.assert_allclose(float(layer.losses[0]), 0.5 * np.sum(layer.kernel.numpy() ** 2))
     layer.trainable = False
     assert layer.trainable_weights == [] and not layer.kernel.trainable
 
 
 def test_dense_config_round_trip(rng):
-    layer = Dense(3, activation="relu", use_bias=True, kernel_initializer="lecun_normal",
-                  bias_initializer=numconv.initializers.Constant(0.5),
-                  kernel_regularizer="l1", bias_regularizer=numconv.regularizers.L2(0.1),
-                  activity_regularizer="l2", kernel_constraint="unit_norm", bias_constraint="non_neg",
-                  name="dense_config", dtype="float64")
+    layer = Dense(
+        3,
+        activation="relu",
+        use_bias=True,
+        kernel_initializer="lecun_normal",
+        bias_initializer=numconv.initializers.Constant(0.5),
+        kernel_regularizer="l1",
+        bias_regularizer=numconv.regularizers.L2(0.1),
+        activity_regularizer="l2",
+        kernel_constraint="unit_norm",
+        bias_constraint="non_neg",
+        name="dense_config",
+        dtype="float64",
+    )
     config = layer.get_config()
     assert config["units"] == 3 and config["activation"] == "relu"
     clone = Dense.from_config(config)
@@ -197,7 +208,9 @@ def test_reshape_incompatible_input_errors():
 # -- Activation and ReLU ------------------------------------------------------------------------
 def test_activation_layer_applies_the_named_function(rng):
     x = rng.standard_normal((3, 4))
-    np.testing.assert_allclose(np.asarray(Activation("tanh", dtype="float64")(x)), np.tanh(x), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(Activation("tanh", dtype="float64")(x)), np.tanh(x), rtol=1e-12
+    )
     layer = Activation("sigmoid")
     assert layer.compute_output_shape((None, 4)) == (None, 4)
     assert Activation.from_config(layer.get_config()).get_config() == layer.get_config()
@@ -208,7 +221,7 @@ def test_activation_layer_applies_the_named_function(rng):
 
 
 def relu_reference(x, max_value, negative_slope, threshold):
-    """Keras's ReLU layer: f(x) = min(x, max_value) above threshold, slope * (x - threshold) below."""
+    """Keras's ReLU: min(x, max_value) above threshold, slope * (x - threshold) elsewhere."""
     out = np.where(x > threshold, x, negative_slope * (x - threshold))
     if max_value is not None:
         out = np.where(x > threshold, np.minimum(out, max_value), out)
@@ -217,13 +230,25 @@ def relu_reference(x, max_value, negative_slope, threshold):
 
 @pytest.mark.parametrize(
     "max_value, negative_slope, threshold",
-    [(None, 0.0, 0.0), (6.0, 0.0, 0.0), (None, 0.1, 0.0), (1.5, 0.2, 0.5), (None, 0.0, 1.0), (0.0, 0.3, 0.0)],
+    [
+        (None, 0.0, 0.0),
+        (6.0, 0.0, 0.0),
+        (None, 0.1, 0.0),
+        (1.5, 0.2, 0.5),
+        (None, 0.0, 1.0),
+        (0.0, 0.3, 0.0),
+    ],
 )
 def test_relu_layer_matches_the_keras_formula(rng, max_value, negative_slope, threshold):
     x = rng.uniform(-3, 3, size=(4, 5))
-    layer = ReLU(max_value=max_value, negative_slope=negative_slope, threshold=threshold, dtype="float64")
+    layer = ReLU(
+        max_value=max_value, negative_slope=negative_slope, threshold=threshold, dtype="float64"
+    )
     np.testing.assert_allclose(
-        np.asarray(layer(x)), relu_reference(x, max_value, negative_slope, threshold), rtol=1e-12, atol=1e-15
+        np.asarray(layer(x)),
+        relu_reference(x, max_value, negative_slope, threshold),
+        rtol=1e-12,
+        atol=1e-15,
     )
     assert ReLU.from_config(layer.get_config()).get_config() == layer.get_config()
 
@@ -236,7 +261,9 @@ def test_relu_layer_gradient_matches_finite_differences(rng):
         tape.watch(x_tensor)
         y = layer(x_tensor)
     grad = tape.gradient(y, x_tensor)
-    assert_gradients_close(lambda value: relu_reference(value, 2.0, 0.25, 0.5), [x], [np.asarray(grad)])
+    assert_gradients_close(
+        lambda value: relu_reference(value, 2.0, 0.25, 0.5), [x], [np.asarray(grad)]
+    )
 
 
 @pytest.mark.parametrize(
@@ -287,7 +314,9 @@ def test_dropout_same_seed_gives_the_same_sequence_of_masks(rng):
 
 def test_dropout_noise_shape_shares_the_mask(rng):
     x = rng.uniform(1, 2, size=(3, 4, 5))
-    y = np.asarray(Dropout(0.5, noise_shape=(None, 1, 5), seed=0, dtype="float64")(x, training=True))
+    y = np.asarray(
+        Dropout(0.5, noise_shape=(None, 1, 5), seed=0, dtype="float64")(x, training=True)
+    )
     dropped = y == 0
     assert np.all(dropped == dropped[:, :1, :])  # same mask along axis 1
     with pytest.raises(ValueError, match=r"noise_shape=\(2, 1, 5\).*\(3, 4, 5\)"):
@@ -340,7 +369,9 @@ def test_conv_pool_flatten_dense_chain_gradient_matches_finite_differences(rng):
         hidden = np.zeros((2, 4, 4, 2))
         for i in range(4):
             for j in range(4):
-                hidden[:, i, j, :] = np.einsum("bpqc,pqco->bo", x[:, i:i + 2, j:j + 2, :], kernel)
+                hidden[:, i, j, :] = np.einsum(
+                    "bpqc,pqco->bo", x[:, i : i + 2, j : j + 2, :], kernel
+                )
         hidden = np.tanh(hidden + conv_bias)
         pooled = hidden.reshape(2, 2, 2, 2, 2, 2).mean(axis=(2, 4))
         return pooled.reshape(2, 8) @ dense_kernel + dense_bias

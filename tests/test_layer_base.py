@@ -1,4 +1,4 @@
-"""numconv.layers.Layer: naming, keyword checks, add_weight, trainable, casting, saving, rollback."""
+"""numconv.layers.Layer: names, keyword checks, add_weight, trainable, casting, saving, rollback."""
 
 import numpy as np
 import pytest
@@ -16,8 +16,12 @@ class Scale(Layer):
         self._build_at_construction()
 
     def build(self, input_shape):
-        self.scale = self.add_weight("scale", (input_shape[-1],), initializer="ones",
-                                     regularizer=numconv.regularizers.L2(0.5))
+        self.scale = self.add_weight(
+            "scale",
+            (input_shape[-1],),
+            initializer="ones",
+            regularizer=numconv.regularizers.L2(0.5),
+        )
         self.offset = self.add_weight("offset", (input_shape[-1],), initializer="zeros")
         self.count = self.add_weight("count", (), initializer="zeros", trainable=False)
 
@@ -101,8 +105,12 @@ def test_freezing_and_unfreezing_keeps_own_flags():
 
 def test_inputs_are_converted_and_cast_to_the_layer_dtype():
     layer = Scale(dtype="float64")
-    for value in ([[1, 2]], np.array([[1, 2]], np.int32), np.array([[1.0, 2.0]], np.float32),
-                  np.array([[True, False]])):
+    for value in (
+        [[1, 2]],
+        np.array([[1, 2]], np.int32),
+        np.array([[1.0, 2.0]], np.float32),
+        np.array([[True, False]]),
+    ):
         y = layer(value)
         assert isinstance(y, numconv.Tensor) and y.dtype == np.float64
     np.testing.assert_array_equal(np.asarray(layer([[1, 2]])), [[1.0, 2.0]])
@@ -176,7 +184,9 @@ def test_save_load_weights_appends_npz_like_numpy(tmp_path):
 def test_base_config_round_trip():
     layer = Scale(name="scaler", trainable=False, dtype="float64", activity_regularizer="l1")
     config = layer.get_config()
-    assert config["name"] == "scaler" and config["trainable"] is False and config["dtype"] == "float64"
+    assert (
+        config["name"] == "scaler" and config["trainable"] is False and config["dtype"] == "float64"
+    )
     assert Scale.from_config(config).get_config() == config
 
 

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 import numconv
-from numconv.layers import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from numconv.layers import (
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+)
 from gradient_check import assert_gradients_close
 
 
@@ -49,13 +54,22 @@ POOL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("layer_class, reduce", [(MaxPooling2D, np.max), (AveragePooling2D, np.mean)])
+@pytest.mark.parametrize(
+    "layer_class, reduce", [(MaxPooling2D, np.max), (AveragePooling2D, np.mean)]
+)
 @pytest.mark.parametrize("pool_size, strides, padding, shape", POOL_CASES)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-def test_pooling_matches_numpy_loop(rng, layer_class, reduce, pool_size, strides, padding, shape, data_format):
+def test_pooling_matches_numpy_loop(
+    rng, layer_class, reduce, pool_size, strides, padding, shape, data_format
+):
     x = rng.standard_normal(shape)
-    layer = layer_class(pool_size=pool_size, strides=strides, padding=padding, data_format=data_format,
-                        dtype="float64")
+    layer = layer_class(
+        pool_size=pool_size,
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        dtype="float64",
+    )
     expected = loop_pool(x, pool_size, strides or pool_size, padding, reduce)
     layer_input = x if data_format == "channels_last" else np.moveaxis(x, 3, 1)
     got = np.asarray(layer(layer_input))
@@ -67,8 +81,9 @@ def test_pooling_matches_numpy_loop(rng, layer_class, reduce, pool_size, strides
 
 def test_pooling_output_shapes_keep_none():
     assert MaxPooling2D().compute_output_shape((None, 7, 9, 3)) == (None, 3, 4, 3)
-    assert AveragePooling2D(3, strides=2, padding="same", data_format="channels_first").compute_output_shape(
-        (None, 4, 7, None)) == (None, 4, 4, None)
+    assert AveragePooling2D(
+        3, strides=2, padding="same", data_format="channels_first"
+    ).compute_output_shape((None, 4, 7, None)) == (None, 4, 4, None)
 
 
 def test_int_arguments_and_default_strides():
@@ -87,16 +102,26 @@ def test_pooling_gradients_match_finite_differences(rng, layer_class):
         y = layer(x_tensor)
     grad = tape.gradient(y, x_tensor)
     reduce = np.max if layer_class is MaxPooling2D else np.mean
-    assert_gradients_close(lambda value: loop_pool(value, (3, 3), (2, 2), "same", reduce), [x],
-                           [np.asarray(grad)])
+    assert_gradients_close(
+        lambda value: loop_pool(value, (3, 3), (2, 2), "same", reduce), [x], [np.asarray(grad)]
+    )
 
 
 @pytest.mark.parametrize("layer_class", [MaxPooling2D, AveragePooling2D])
 def test_pooling_config_round_trip(layer_class):
-    layer = layer_class(pool_size=(3, 2), strides=(1, 2), padding="same", data_format="channels_first",
-                        name="pool_config")
+    layer = layer_class(
+        pool_size=(3, 2),
+        strides=(1, 2),
+        padding="same",
+        data_format="channels_first",
+        name="pool_config",
+    )
     config = layer.get_config()
-    assert config["pool_size"] == (3, 2) and config["strides"] == (1, 2) and config["padding"] == "same"
+    assert (
+        config["pool_size"] == (3, 2)
+        and config["strides"] == (1, 2)
+        and config["padding"] == "same"
+    )
     assert layer_class.from_config(config).get_config() == config
 
 
@@ -126,7 +151,9 @@ def test_pooling_input_errors():
 
 
 # -- global pooling ---------------------------------------------------------------------
-@pytest.mark.parametrize("layer_class, reduce", [(GlobalAveragePooling2D, np.mean), (GlobalMaxPooling2D, np.max)])
+@pytest.mark.parametrize(
+    "layer_class, reduce", [(GlobalAveragePooling2D, np.mean), (GlobalMaxPooling2D, np.max)]
+)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_global_pooling_matches_numpy(rng, layer_class, reduce, data_format, keepdims):
@@ -142,12 +169,15 @@ def test_global_pooling_matches_numpy(rng, layer_class, reduce, data_format, kee
 def test_global_pooling_shapes_and_gradient(rng):
     assert GlobalAveragePooling2D().compute_output_shape((None, 7, 7, 3)) == (None, 3)
     assert GlobalMaxPooling2D(data_format="channels_first", keepdims=True).compute_output_shape(
-        (None, 3, 7, 7)) == (None, 3, 1, 1)
+        (None, 3, 7, 7)
+    ) == (None, 3, 1, 1)
     x = numconv.constant(rng.standard_normal((2, 3, 3, 2)))
     with numconv.GradientTape() as tape:
         tape.watch(x)
         y = GlobalAveragePooling2D(dtype="float64")(x)
-    np.testing.assert_allclose(np.asarray(tape.gradient(y, x)), np.full((2, 3, 3, 2), 1 / 9), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(tape.gradient(y, x)), np.full((2, 3, 3, 2), 1 / 9), rtol=1e-12
+    )
 
 
 def test_global_pooling_errors():

@@ -17,7 +17,21 @@ GlobalAvgPool2D = GlobalAveragePooling2D
 GlobalMaxPool2D = GlobalMaxPooling2D
 
 __all__ = [
-    "Activation", "AveragePooling2D", "AvgPool2D", "Conv2D", "Convolution2D", "Dense", "Dropout",
-    "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D",
-    "Layer", "MaxPool2D", "MaxPooling2D", "ReLU", "Reshape",
+    "Activation",
+    "AveragePooling2D",
+    "AvgPool2D",
+    "Conv2D",
+    "Convolution2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAveragePooling2D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool2D",
+    "GlobalMaxPooling2D",
+    "Layer",
+    "MaxPool2D",
+    "MaxPooling2D",
+    "ReLU",
+    "Reshape",
 ]

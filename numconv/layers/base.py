@@ -54,7 +54,8 @@ def normalize_dtype(dtype):
         resolved = None
     if resolved is None or resolved.kind != "f" or resolved.itemsize > 8:
         raise ValueError(
-            f"dtype must be a floating-point type (float16, float32 or float64); received dtype={dtype!r}"
+            "dtype must be a floating-point type (float16, float32 or float64); "
+            f"received dtype={dtype!r}"
         )
     return resolved.name
 
@@ -74,7 +75,8 @@ def _normalize_input_shape(input_shape):
             isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 0
         ):
             raise ValueError(
-                f"input_shape must hold non-negative integers or None; received input_shape={input_shape!r}"
+                "input_shape must hold non-negative integers or None; "
+                f"received input_shape={input_shape!r}"
             )
     return tuple(None if size is None else int(size) for size in input_shape)
 
@@ -86,7 +88,9 @@ def shape_tuple(shape):
     try:
         return tuple(None if size is None else int(size) for size in shape)
     except TypeError:
-        raise TypeError(f"input_shape must be a tuple of integers or None; received input_shape={shape!r}") from None
+        raise TypeError(
+            f"input_shape must be a tuple of integers or None; received input_shape={shape!r}"
+        ) from None
 
 
 class Layer:
@@ -115,8 +119,15 @@ class Layer:
     #: Whether ``__call__`` casts inputs to the layer dtype (Keras's autocast).
     _cast_inputs = True
 
-    def __init__(self, trainable=True, name=None, dtype=None, input_shape=None,
-                 activity_regularizer=None, **kwargs):
+    def __init__(
+        self,
+        trainable=True,
+        name=None,
+        dtype=None,
+        input_shape=None,
+        activity_regularizer=None,
+        **kwargs,
+    ):
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword argument(s): "
@@ -133,9 +144,9 @@ class Layer:
         self.dtype = normalize_dtype(dtype)
         self.activity_regularizer = _regularizers.get(activity_regularizer)
         self._trainable = bool(trainable)
-        self._weights = []          # Variables in creation order
-        self._weight_names = []     # their short names ("kernel"), keys of save_weights
-        self._weight_trainable = [] # the flag given to add_weight
+        self._weights = []  # Variables in creation order
+        self._weight_names = []  # their short names ("kernel"), keys of save_weights
+        self._weight_trainable = []  # the flag given to add_weight
         self._weight_regularizers = []
         self._activity_loss = None
         self.built = False
@@ -148,8 +159,16 @@ class Layer:
             self._maybe_build((None,) + self._pending_input_shape)
 
     # -- weights --------------------------------------------------------------------
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None, constraint=None,
-                   trainable=True, dtype=None):
+    def add_weight(
+        self,
+        name,
+        shape,
+        initializer="zeros",
+        regularizer=None,
+        constraint=None,
+        trainable=True,
+        dtype=None,
+    ):
         """Create a Variable owned by the layer and return it.
 
         ``initializer`` is an initializers identifier (a name, config,
@@ -194,7 +213,8 @@ class Layer:
 
     def _ordered_weights(self, trainable):
         return [
-            variable for variable, own_flag in zip(self._weights, self._weight_trainable)
+            variable
+            for variable, own_flag in zip(self._weights, self._weight_trainable)
             if (own_flag and self._trainable) == trainable
         ]
 
@@ -254,7 +274,8 @@ class Layer:
             if array.shape != tuple(variable.shape):
                 received = [tuple(np.shape(as_array(item))) for item in weights]
                 raise ValueError(
-                    f"layer {self.name!r} weight {variable.name!r} has shape {tuple(variable.shape)} "
+                    f"layer {self.name!r} weight {variable.name!r} has shape "
+                    f"{tuple(variable.shape)} "
                     f"but the provided array has shape {array.shape}; expected shapes {expected}, "
                     f"received shapes {received}"
                 )
@@ -272,7 +293,9 @@ class Layer:
         """Write the weights to an ``.npz`` file, one array per weight name."""
         self._require_built("save_weights()")
         path = os.fspath(path)
-        arrays = {name: variable.numpy() for name, variable in zip(self._weight_names, self._weights)}
+        arrays = {
+            name: variable.numpy() for name, variable in zip(self._weight_names, self._weights)
+        }
         with open(path, "wb") as handle:
             np.savez(handle, **arrays)
 
@@ -296,11 +319,13 @@ class Layer:
                 problems.append(f"{name!r} is missing (expected shape {tuple(variable.shape)})")
             elif stored[name].shape != tuple(variable.shape):
                 problems.append(
-                    f"{name!r} has shape {stored[name].shape} (expected shape {tuple(variable.shape)})"
+                    f"{name!r} has shape {stored[name].shape} "
+                    f"(expected shape {tuple(variable.shape)})"
                 )
         if problems:
             raise ValueError(
-                f"cannot load weights of layer {self.name!r} from {path!r}: " + "; ".join(problems)
+                f"cannot load weights of layer {self.name!r} from {path!r}: "
+                + "; ".join(problems)
                 + f"; the file holds {sorted(stored)}"
             )
         for name, variable in zip(self._weight_names, self._weights):
@@ -348,7 +373,9 @@ class Layer:
 
     def compute_output_shape(self, input_shape):
         """Output shape for ``input_shape`` (None dimensions kept)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement compute_output_shape()")
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement compute_output_shape()"
+        )
 
     def _check_input_shape(self, shape):
         """Raise ValueError if inputs of ``shape`` cannot be used (before build and call)."""
@@ -362,7 +389,9 @@ class Layer:
 
     def _convert_input(self, inputs):
         if inputs is None:
-            raise TypeError(f"inputs of layer {self.name!r} must be an array or a Tensor; received inputs=None")
+            raise TypeError(
+                f"inputs of layer {self.name!r} must be an array or a Tensor; received inputs=None"
+            )
         if isinstance(inputs, Tensor):
             array = as_array(inputs)
         else:
@@ -387,7 +416,8 @@ class Layer:
             state[key] = value
         generators = {
             key: value.bit_generator.state
-            for key, value in self.__dict__.items() if isinstance(value, np.random.Generator)
+            for key, value in self.__dict__.items()
+            if isinstance(value, np.random.Generator)
         }
         # Variable.assign swaps in a new array, so keeping the old arrays is enough.
         values = [(variable, variable._value) for variable in self._weights]

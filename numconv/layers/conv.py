@@ -77,11 +77,26 @@ class Conv2D(Layer):
         count, or a window larger than the (padded) input.
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
-                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.filters = _check_filters(filters)
         self.groups = _check_groups(groups)
@@ -205,13 +220,19 @@ class Conv2D(Layer):
         channels = shape[self._channel_axis(len(shape))]
         kernel_shape = self.kernel_size + (channels // self.groups, self.filters)
         self._kernel = self.add_weight(
-            "kernel", kernel_shape, initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+            "kernel",
+            kernel_shape,
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         if self.use_bias:
             self._bias = self.add_weight(
-                "bias", (self.filters,), initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                "bias",
+                (self.filters,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
 
     def call(self, inputs, training=None):
@@ -221,8 +242,13 @@ class Conv2D(Layer):
         if len(batch_shape) != 1:
             folded = _ops.reshape(inputs, (math.prod(batch_shape),) + inputs.shape[-3:])
         outputs = _ops.conv2d(
-            folded, self._kernel, strides=self.strides, padding=self.padding,
-            data_format=self.data_format, dilation_rate=self.dilation_rate, groups=self.groups,
+            folded,
+            self._kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+            groups=self.groups,
         )
         if self.use_bias:
             outputs = _ops.bias_add(outputs, self._bias, data_format=self.data_format)
@@ -235,24 +261,26 @@ class Conv2D(Layer):
     # -- config -----------------------------------------------------------------------
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "data_format": self.data_format,
-            "dilation_rate": self.dilation_rate,
-            "groups": self.groups,
-            "activation": _activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
-            "bias_initializer": _initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": _regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": _constraints.serialize(self.kernel_constraint),
-            "bias_constraint": _constraints.serialize(self.bias_constraint),
-        })
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "data_format": self.data_format,
+                "dilation_rate": self.dilation_rate,
+                "groups": self.groups,
+                "activation": _activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": _initializers.serialize(self.kernel_initializer),
+                "bias_initializer": _initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": _regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": _constraints.serialize(self.kernel_constraint),
+                "bias_constraint": _constraints.serialize(self.bias_constraint),
+            }
+        )
         return config
 
 

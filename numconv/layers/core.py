@@ -38,9 +38,20 @@ class Dense(Layer):
         one the layer was built for.
     """
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = _arguments.check_positive_int(units, "units")
         self.activation = _activations.get(activation)
@@ -98,13 +109,19 @@ class Dense(Layer):
     def build(self, input_shape):
         input_dim = shape_tuple(input_shape)[-1]
         self._kernel = self.add_weight(
-            "kernel", (input_dim, self.units), initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+            "kernel",
+            (input_dim, self.units),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         if self.use_bias:
             self._bias = self.add_weight(
-                "bias", (self.units,), initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                "bias",
+                (self.units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
 
     def call(self, inputs, training=None):
@@ -120,18 +137,20 @@ class Dense(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "units": self.units,
-            "activation": _activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
-            "bias_initializer": _initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": _regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": _constraints.serialize(self.kernel_constraint),
-            "bias_constraint": _constraints.serialize(self.bias_constraint),
-        })
+        config.update(
+            {
+                "units": self.units,
+                "activation": _activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": _initializers.serialize(self.kernel_initializer),
+                "bias_initializer": _initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": _regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": _constraints.serialize(self.kernel_constraint),
+                "bias_constraint": _constraints.serialize(self.bias_constraint),
+            }
+        )
         return config
 
 
@@ -194,7 +213,8 @@ class Reshape(Layer):
         for size in target_shape:
             if isinstance(size, bool) or not isinstance(size, numbers.Integral):
                 raise TypeError(
-                    f"target_shape must be a tuple of integers; received target_shape={target_shape!r}"
+                    "target_shape must be a tuple of integers; "
+                    f"received target_shape={target_shape!r}"
                 )
             if size <= 0 and size != -1:
                 raise ValueError(
@@ -203,7 +223,8 @@ class Reshape(Layer):
                 )
         if list(target_shape).count(-1) > 1:
             raise ValueError(
-                f"target_shape must not contain more than one -1; received target_shape={tuple(target_shape)!r}"
+                "target_shape must not contain more than one -1; "
+                f"received target_shape={tuple(target_shape)!r}"
             )
         self.target_shape = tuple(int(size) for size in target_shape)
         self.built = True
@@ -231,7 +252,9 @@ class Reshape(Layer):
     def _check_input_shape(self, shape):
         shape = shape_tuple(shape)
         if len(shape) < 1:
-            raise ValueError(f"layer {self.name!r} expects inputs with a batch axis; received shape {shape}")
+            raise ValueError(
+                f"layer {self.name!r} expects inputs with a batch axis; received shape {shape}"
+            )
         self._resolve(shape[1:])
 
     def compute_output_shape(self, input_shape):
@@ -254,7 +277,9 @@ class Activation(Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         if activation is None:
-            raise ValueError("activation must be a name, config or callable; received activation=None")
+            raise ValueError(
+                "activation must be a name, config or callable; received activation=None"
+            )
         self.activation = _activations.get(activation)
         self.built = True
 
@@ -278,7 +303,9 @@ def _check_non_negative_number(value, name, allow_none=False):
             f"{name} of a ReLU layer must be a non-negative number; received {name}={value!r}"
         )
     if value < 0:
-        raise ValueError(f"{name} of a ReLU layer must be a non-negative number; received {name}={value!r}")
+        raise ValueError(
+            f"{name} of a ReLU layer must be a non-negative number; received {name}={value!r}"
+        )
     return float(value)
 
 
@@ -313,11 +340,13 @@ class ReLU(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "max_value": self.max_value,
-            "negative_slope": self.negative_slope,
-            "threshold": self.threshold,
-        })
+        config.update(
+            {
+                "max_value": self.max_value,
+                "negative_slope": self.negative_slope,
+                "threshold": self.threshold,
+            }
+        )
         return config
 
 
@@ -344,8 +373,8 @@ class Dropout(Layer):
         self.rate = float(rate)
         if noise_shape is not None:
             if not isinstance(noise_shape, (tuple, list)) or any(
-                size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)
-                                      or size <= 0)
+                size is not None
+                and (isinstance(size, bool) or not isinstance(size, numbers.Integral) or size <= 0)
                 for size in noise_shape
             ):
                 raise ValueError(
@@ -354,7 +383,9 @@ class Dropout(Layer):
                 )
             noise_shape = tuple(None if size is None else int(size) for size in noise_shape)
         self.noise_shape = noise_shape
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
+        ):
             raise ValueError(f"seed must be None or a non-negative integer; received seed={seed!r}")
         self.seed = None if seed is None else int(seed)
         self._generator = np.random.default_rng(self.seed)
@@ -368,7 +399,9 @@ class Dropout(Layer):
                 f"noise_shape must have one entry per input dimension; received noise_shape="
                 f"{self.noise_shape} for inputs of shape {shape}"
             )
-        resolved = tuple(size if noise is None else noise for size, noise in zip(shape, self.noise_shape))
+        resolved = tuple(
+            size if noise is None else noise for size, noise in zip(shape, self.noise_shape)
+        )
         for size, noise in zip(shape, resolved):
             if noise not in (1, size):
                 raise ValueError(

@@ -24,7 +24,9 @@ class _Pooling2D(Layer):
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.pool_size = _arguments.normalize_tuple(pool_size, 2, "pool_size")
-        self.strides = self.pool_size if strides is None else _arguments.normalize_tuple(strides, 2, "strides")
+        self.strides = (
+            self.pool_size if strides is None else _arguments.normalize_tuple(strides, 2, "strides")
+        )
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise ValueError(f'padding must be "valid" or "same"; received padding={padding!r}')
         self.padding = padding.lower()
@@ -38,7 +40,9 @@ class _Pooling2D(Layer):
         rows_axis, cols_axis = self._spatial_axes()
         spatial = (shape[rows_axis], shape[cols_axis])
         known = tuple(1 if size is None else size for size in spatial)
-        _, outs = _arguments.resolve_padding(self.padding, known, self.pool_size, self.strides, (1, 1))
+        _, outs = _arguments.resolve_padding(
+            self.padding, known, self.pool_size, self.strides, (1, 1)
+        )
         if any(size is not None and out <= 0 for size, out in zip(spatial, outs)):
             raise ValueError(
                 f"the output of layer {self.name!r} would be empty: input shape {shape} with "
@@ -64,18 +68,23 @@ class _Pooling2D(Layer):
 
     def call(self, inputs, training=None):
         return self._pool_op()(
-            inputs, self.pool_size, strides=self.strides, padding=self.padding,
+            inputs,
+            self.pool_size,
+            strides=self.strides,
+            padding=self.padding,
             data_format=self.data_format,
         )
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "pool_size": self.pool_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "data_format": self.data_format,
-        })
+        config.update(
+            {
+                "pool_size": self.pool_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "data_format": self.data_format,
+            }
+        )
         return config
 
 
