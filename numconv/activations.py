@@ -18,7 +18,7 @@ import numpy as np
 
 from . import config
 from ._registry import Registry
-from .autograd.tensor import Tensor, as_array, record
+from .autograd.tensor import Tensor, Variable, as_array, record
 from .kernels.special import erfc_into
 
 _registry = Registry("activation")
@@ -92,7 +92,9 @@ def _check_axes(axis, ndim):
     normalized = []
     for item in axes:
         if isinstance(item, bool) or not isinstance(item, numbers.Integral):
-            raise TypeError(f"axis must be an integer or a tuple of integers; received axis={axis!r}")
+            raise TypeError(
+                f"axis must be an integer or a tuple of integers; received axis={axis!r}"
+            )
         if not -ndim <= item < ndim:
             raise ValueError(
                 f"axis is out of range for an input of rank {ndim}; received axis={axis!r}"
@@ -318,7 +320,9 @@ def mish(x):
 def linear(x):
     """The identity (what ``get(None)`` returns)."""
     array, out_dtype = _prepared(x)
-    value = array.astype(out_dtype, copy=not isinstance(x, Tensor))
+    # Only a plain Tensor is immutable; arrays and Variables get a copy.
+    shares_safely = isinstance(x, Tensor) and not isinstance(x, Variable)
+    value = array.astype(out_dtype, copy=not shares_safely)
     return record(value, (x,), lambda grad, needs: (_grad_like(grad, x),))
 
 

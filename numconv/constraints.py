@@ -56,9 +56,10 @@ def _check_number(value, name, minimum=None):
 def _check_axis(axis):
     """``axis`` as an int or a tuple of ints (what get_config returns)."""
     items = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    if not items or any(
-        isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral) for item in items
-    ):
+    def is_int(item):
+        return isinstance(item, numbers.Integral) and not isinstance(item, (bool, np.bool_))
+
+    if not items or not all(is_int(item) for item in items):
         raise TypeError(f"axis must be an integer or a tuple of integers; received axis={axis!r}")
     items = tuple(int(item) for item in items)
     return items if isinstance(axis, (tuple, list)) else items[0]
@@ -149,7 +150,8 @@ class MinMaxNorm(Constraint):
     def __call__(self, weight):
         array, out_dtype = _weight_array(weight)
         norms = _norms(array, self.axis)
-        desired = self.rate * np.clip(norms, self.min_value, self.max_value) + (1.0 - self.rate) * norms
+        clipped = np.clip(norms, self.min_value, self.max_value)
+        desired = self.rate * clipped + (1.0 - self.rate) * norms
         return (array * (desired / (EPSILON + norms))).astype(out_dtype, copy=False)
 
     def get_config(self):

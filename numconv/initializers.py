@@ -36,7 +36,8 @@ _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
 
 def _check_shape(shape):
     """``shape`` as a tuple of positive Python ints (an int is a 1-D shape)."""
-    entries = (shape,) if isinstance(shape, numbers.Integral) and not isinstance(shape, bool) else shape
+    is_int = isinstance(shape, numbers.Integral) and not isinstance(shape, bool)
+    entries = (shape,) if is_int else shape
     try:
         entries = tuple(entries)
     except TypeError:
@@ -276,9 +277,11 @@ class VarianceScaling(_Seeded):
         self.scale = _check_number(scale, "scale", positive=True)
         if not isinstance(mode, str) or mode.lower() not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}; received mode={mode!r}")
-        if not isinstance(distribution, str) or distribution.lower() not in _DISTRIBUTIONS + ("normal",):
+        accepted = _DISTRIBUTIONS + ("normal",)
+        if not isinstance(distribution, str) or distribution.lower() not in accepted:
             raise ValueError(
-                f"distribution must be one of {_DISTRIBUTIONS}; received distribution={distribution!r}"
+                f"distribution must be one of {_DISTRIBUTIONS}; "
+                f"received distribution={distribution!r}"
             )
         self.mode = mode.lower()
         self.distribution = distribution.lower()
@@ -377,7 +380,8 @@ class Orthogonal(_Seeded):
         shape, dtype = _check_shape(shape), _check_dtype(dtype, float_only=True)
         if len(shape) < 2:
             raise ValueError(
-                f"orthogonal initialization needs a shape of at least 2 dimensions; received shape={shape!r}"
+                "orthogonal initialization needs a shape of at least 2 dimensions; "
+                f"received shape={shape!r}"
             )
         rows, cols = math.prod(shape[:-1]), shape[-1]
         matrix = self._rng().standard_normal((max(rows, cols), min(rows, cols)))

@@ -114,7 +114,8 @@ def test_gradient_matches_finite_differences(name, kwargs, ref, kinks):
     weights = np.random.default_rng(3).normal(size=values.shape)
     analytic = _analytic_grad(lambda t: function(t, **kwargs), values, weights)
     assert_gradients_close(
-        lambda x: weights * function(x, **kwargs).numpy(), [values], [analytic], rtol=1e-6, atol=1e-8
+        lambda x: weights * function(x, **kwargs).numpy(), [values], [analytic],
+        rtol=1e-6, atol=1e-8,
     )
 
 
@@ -159,11 +160,13 @@ BOUNDED = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "sigmoi
 
 # Value at -1000 and at +1000.
 LIMITS = {
-    "relu": (0.0, 1000.0), "relu6": (0.0, 6.0), "leaky_relu": (-200.0, 1000.0), "elu": (-1.0, 1000.0),
+    "relu": (0.0, 1000.0), "relu6": (0.0, 6.0), "leaky_relu": (-200.0, 1000.0),
+    "elu": (-1.0, 1000.0),
     "selu": (-SELU_SCALE * SELU_ALPHA, SELU_SCALE * 1000.0), "gelu": (0.0, 1000.0),
     "silu": (0.0, 1000.0), "sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0),
     "hard_silu": (0.0, 1000.0), "tanh": (-1.0, 1.0), "softplus": (0.0, 1000.0),
-    "softsign": (-1000.0 / 1001.0, 1000.0 / 1001.0), "mish": (0.0, 1000.0), "linear": (-1000.0, 1000.0),
+    "softsign": (-1000.0 / 1001.0, 1000.0 / 1001.0), "mish": (0.0, 1000.0),
+    "linear": (-1000.0, 1000.0),
 }
 
 
@@ -182,7 +185,8 @@ def test_extreme_inputs_give_limits_without_warnings(name, dtype):
         grad = tape.gradient(output, variable).numpy()
     assert np.all(np.isfinite(result)) and np.all(np.isfinite(grad))
     low, high = LIMITS[name]
-    np.testing.assert_allclose(result[[1, 4]].astype(np.float64), [low, high], rtol=1e-3, atol=1e-30)
+    np.testing.assert_allclose(result[[1, 4]].astype(np.float64), [low, high],
+                               rtol=1e-3, atol=1e-30)
 
 
 def test_approximate_gelu_saturates_without_nan():
@@ -269,7 +273,8 @@ def test_softmax_is_stable_for_huge_logits():
         probs = activations.softmax(values).numpy()
         logs = activations.log_softmax(values).numpy()
     np.testing.assert_allclose(probs, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], atol=1e-7)
-    np.testing.assert_allclose(logs[0], [-math.log(2), -math.log(2), -2000.0 - math.log(2)], rtol=1e-6)
+    log_half = -math.log(2)
+    np.testing.assert_allclose(logs[0], [log_half, log_half, -2000.0 + log_half], rtol=1e-6)
     assert logs[1, 2] == 0.0 and logs[1, 1] == np.float32(-1e30)
 
 
@@ -401,3 +406,24 @@ def test_config_dict_with_a_non_string_class_name_is_a_value_error():
         activations.deserialize({"class_name": ["relu"], "config": {}})
     with pytest.raises(ValueError, match=r"config must be a name or a dict.*received 3"):
         activations.deserialize(3)
+
+
+def test_erfc_kernel_matches_math_and_is_callable_from_user_njit_code():
+    import numba
+
+    from numconv.kernels.special import erfc_into
+
+    values = np.concatenate([np.linspace(-30.0, 30.0, 241), [0.0, -0.0, np.inf, -np.inf]])
+    expected = np.array([math.erfc(v) for v in values])
+    for kernel in (erfc_into, erfc_into.py_func):
+        out = np.empty_like(values)
+        kernel(values, out)
+        np.testing.assert_allclose(out, expected, rtol=1e-15, atol=0)
+
+    @numba.njit
+    def user_code(values):
+        out = np.empty_like(values)
+        erfc_into(values, out)
+        return out
+
+    np.testing.assert_allclose(user_code(values), expected, rtol=1e-15, atol=0)

@@ -1,4 +1,4 @@
-"""numconv.constraints: results against closed forms and a transcription of tf.keras's radial loop."""
+"""numconv.constraints: closed forms, and a transcription of tf.keras's radial pad loop."""
 
 import math
 
@@ -201,11 +201,12 @@ def test_keras_defaults():
 )
 def test_config_round_trip(constraint):
     serialized = constraints.serialize(constraint)
-    assert serialized == {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+    settings = constraint.get_config()
+    assert serialized == {"class_name": type(constraint).__name__, "config": settings}
     restored = constraints.deserialize(serialized)
     assert type(restored) is type(constraint)
     assert restored.get_config() == constraint.get_config()
-    assert type(constraint).from_config(constraint.get_config()).get_config() == constraint.get_config()
+    assert type(constraint).from_config(settings).get_config() == settings
     np.testing.assert_array_equal(restored(KERNEL), constraint(KERNEL))
 
 

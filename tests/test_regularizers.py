@@ -74,7 +74,8 @@ def test_penalty_adds_into_a_loss_on_the_tape():
     variable = Variable(np.array([[1.0, -2.0], [0.5, 3.0]]))
     with GradientTape() as tape:
         loss = regularizers.L1L2(l1=0.1, l2=0.2)(variable) * 2.0 + regularizers.L2(0.3)(variable)
-    expected = 2.0 * (0.1 * np.sign(variable.numpy()) + 0.4 * variable.numpy()) + 0.6 * variable.numpy()
+    w = variable.numpy()
+    expected = 2.0 * (0.1 * np.sign(w) + 0.4 * w) + 0.6 * w
     np.testing.assert_allclose(tape.gradient(loss, variable).numpy(), expected, rtol=1e-14)
 
 
