@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import numconv
@@ -189,7 +189,6 @@ def _relu(x):
     return np.maximum(x, 0)
 
 
-@settings(max_examples=30)
 @given(
     data_format=st.sampled_from(["channels_last", "channels_first"]),
     batch_shape=st.sampled_from([(2,), (1,), (2, 3)]),
