@@ -13,6 +13,7 @@ class Registry:
     def __init__(self, family):
         self.family = family
         self._by_name = {}
+        self._by_folded_name = {}  # case-insensitive look-up, not listed as names
 
     def register(self, *names):
         """Decorator registering a class or function under ``names``."""
@@ -20,20 +21,22 @@ class Registry:
         def decorate(obj):
             for name in names or (obj.__name__,):
                 self._by_name[name] = obj
-                self._by_name.setdefault(name.lower(), obj)
+                self._by_folded_name.setdefault(name.lower(), obj)
             return obj
 
         return decorate
 
     def names(self):
-        return sorted({name for name in self._by_name if name == name.lower()} |
-                      {name for name in self._by_name if isinstance(self._by_name[name], type)})
+        """The registered names, as registered."""
+        return sorted(self._by_name)
 
     def lookup(self, name):
         """The class or function registered as ``name``; ValueError listing the valid names."""
         # Only strings are looked up: an unhashable class_name (a list, a dict) must give
         # the ValueError below, not "unhashable type".
-        obj = self._by_name.get(name, self._by_name.get(name.lower())) if isinstance(name, str) else None
+        obj = None
+        if isinstance(name, str):
+            obj = self._by_name.get(name) or self._by_folded_name.get(name.lower())
         if obj is None:
             raise ValueError(
                 f"unknown {self.family} {name!r}; valid names are: {', '.join(self.names())}"
