@@ -577,7 +577,8 @@ class Sequential:
         return float(as_array(loss))
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_split=0.0,
-            validation_data=None, shuffle=True, sample_weight=None, seed=None, initial_epoch=0):
+            validation_data=None, shuffle=True, sample_weight=None, seed=None, initial_epoch=0,
+            callbacks=None):
         """Train for ``epochs - initial_epoch`` passes over ``(x, y)``.
 
         Parameters
@@ -600,6 +601,10 @@ class Sequential:
             Seeds the shuffling; NumPy's global RNG is used when None.
         initial_epoch : int
             Index of the first epoch (to resume training), as Keras.
+        callbacks : list, optional
+            Objects with any of Keras's ``on_train_begin(logs)``,
+            ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``,
+            ``on_train_end(logs)`` methods (``set_model(model)`` is called first).
 
         Returns
         -------
@@ -624,6 +629,7 @@ class Sequential:
             raise ValueError(f"validation_split must be a number in [0, 1); received validation_split={validation_split!r}")
         if seed is not None:
             _check_int(seed, "seed", 0)
+        callbacks = _Callbacks(callbacks, self)
 
         validation = None
         if validation_data is not None:
@@ -644,7 +650,9 @@ class Sequential:
         num_batches = math.ceil(num_samples / batch_size)
         history = History(self, {"epochs": epochs, "steps": num_batches, "verbose": verbose})
         self.history = history
+        callbacks.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
+            callbacks.call("on_epoch_begin", epoch, {})
             order = rng.permutation(num_samples) if shuffle else np.arange(num_samples)
             metrics = self._make_metrics()
             loss_mean = _Mean()
@@ -674,6 +682,8 @@ class Sequential:
                 print(f"Epoch {epoch + 1}/{epochs} - {elapsed:.2f}s - "
                       + " - ".join(f"{key}: {value:.4f}" for key, value in logs.items()), flush=True)
             history.append(epoch, logs)
+            callbacks.call("on_epoch_end", epoch, dict(logs))
+        callbacks.call("on_train_end", dict(logs) if history.epoch else {})
         return history
 
     @staticmethod
@@ -755,6 +765,26 @@ class Sequential:
 
     def __repr__(self):
         return f"<Sequential name={self.name!r}, layers={[layer.name for layer in self._layers]}>"
+
+
+class _Callbacks:
+    """Calls the Keras-style hooks that each callback defines."""
+
+    def __init__(self, callbacks, model):
+        if callbacks is None:
+            callbacks = []
+        elif not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list; received callbacks={callbacks!r:.80}")
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            if hasattr(callback, "set_model"):
+                callback.set_model(model)
+
+    def call(self, hook, *args):
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(*args)
 
 
 def _is_built(layer):

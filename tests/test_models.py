@@ -235,6 +235,37 @@ def test_global_rng_drives_shuffle_without_seed():
     np.testing.assert_array_equal(finals[0], finals[1])
 
 
+def test_callbacks_and_initial_epoch():
+    x, y = blobs(8)
+    model = mlp()
+    model.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    events = []
+
+    class Recorder:
+        def set_model(self, received):
+            events.append(("model", received is model))
+
+        def on_train_begin(self, logs):
+            events.append("begin")
+
+        def on_epoch_begin(self, epoch, logs):
+            events.append(("epoch_begin", epoch))
+
+        def on_epoch_end(self, epoch, logs):
+            events.append(("epoch_end", epoch, sorted(logs)))
+
+        def on_train_end(self, logs):
+            events.append("end")
+
+    history = model.fit(x, y, epochs=3, initial_epoch=1, callbacks=[Recorder()], verbose=0)
+    assert history.epoch == [1, 2] and len(history.history["loss"]) == 2
+    assert events == [("model", True), "begin",
+                      ("epoch_begin", 1), ("epoch_end", 1, ["accuracy", "loss"]),
+                      ("epoch_begin", 2), ("epoch_end", 2, ["accuracy", "loss"]), "end"]
+    with pytest.raises(TypeError, match="callbacks='timer'"):
+        model.fit(x, y, callbacks="timer", verbose=0)
+
+
 def test_train_on_batch_returns_loss_and_metrics():
     x, y = blobs(8)
     model = mlp()
