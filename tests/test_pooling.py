@@ -217,6 +217,23 @@ def test_serial_and_parallel_builds_agree_bitwise_for_any_thread_count():
     np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_both_layouts_give_the_same_bits(kind):
+    # The single-channel (channels_first) path sums in the same order and precision.
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
+    grad_output = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
+    forward, _ = POOLS[kind]
+    backward, _ = GRADS[kind]
+    first = lambda array: np.ascontiguousarray(np.moveaxis(array, -1, 1))  # noqa: E731
+    out_last = forward(x, 3, 2, "same")
+    out_first = forward(first(x), 3, 2, "same", "channels_first")
+    np.testing.assert_array_equal(first(out_last), out_first)
+    grad_last = backward(x, grad_output, 3, 2, "same")
+    grad_first = backward(first(x), first(grad_output), 3, 2, "same", "channels_first")
+    np.testing.assert_array_equal(first(grad_last), grad_first)
+
+
 def test_pure_python_tiles_match_reference():
     # The tiles' Python source (no Numba) on a tiny input: catches index mistakes readably.
     rng = np.random.default_rng(2)
@@ -228,8 +245,10 @@ def test_pure_python_tiles_match_reference():
     np.testing.assert_allclose(out, reference.avg_pool(x, (2, 3), (2, 2), "same"), rtol=1e-12)
     grad_output = rng.standard_normal(out.shape)
     grad = np.empty_like(x)
+    rows = kernels.covering_windows.py_func(4, 2, 2, 0, 2)
+    cols = kernels.covering_windows.py_func(5, 3, 2, 1, 3)
     for tile in range(4):
-        kernels.avg_pool2d_grad_row.py_func(grad_output, grad, tile, *geometry)
+        kernels.avg_pool2d_grad_row.py_func(grad_output, grad, tile, rows, cols)
     np.testing.assert_allclose(grad, reference.avg_pool_grad(x, grad_output, (2, 3), (2, 2), "same"), rtol=1e-12)
     kernels.max_pool2d_grad_image.py_func(x, grad_output, grad, 0, *geometry)
     np.testing.assert_array_equal(grad, reference.max_pool_grad(x, grad_output, (2, 3), (2, 2), "same"))

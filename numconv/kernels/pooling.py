@@ -19,7 +19,9 @@ Each operation has a serial and a parallel build sharing one tile function:
   from the windows covering it.
 
 Every output element has one writer and a fixed summation order, so results
-do not depend on the thread count.  A NaN in a window is its maximum.
+do not depend on the thread count.  Averages are summed in float64.  A NaN
+in a window is its maximum.  Single-channel images (channels_first planes)
+take a path that keeps running values in registers, with the same results.
 """
 
 import numpy as np
@@ -30,8 +32,10 @@ from .jit import kernel
 
 @kernel()
 def _is_better(value, best):
-    # NaN beats everything and, once found, stays: the max propagates NaN.
-    return value > best or (value != value and best == best)
+    # value > best, except that NaN beats everything and, once found, stays:
+    # the max propagates NaN.  This form ran several times faster than
+    # ``value > best or (value != value and best == best)``.
+    return not (value <= best) and best == best
 
 
 @kernel()
@@ -43,6 +47,17 @@ def max_pool2d_row(x, out, tile, pool_h, pool_w, stride_h, stride_w, pad_top, pa
     oh = tile % out_h
     top = oh * stride_h - pad_top
     h_lo, h_hi = max(top, 0), min(top + pool_h, height)
+    if channels == 1:  # channels_first planes: keep the running max in a register
+        for ow in range(out_w):
+            left = ow * stride_w - pad_left
+            w_lo, w_hi = max(left, 0), min(left + pool_w, width)
+            best = x[b, h_lo, w_lo, 0]
+            for h in range(h_lo, h_hi):
+                for w in range(w_lo, w_hi):
+                    if _is_better(x[b, h, w, 0], best):
+                        best = x[b, h, w, 0]
+            out[b, oh, ow, 0] = best
+        return
     for ow in range(out_w):
         left = ow * stride_w - pad_left
         w_lo, w_hi = max(left, 0), min(left + pool_w, width)
@@ -79,18 +94,29 @@ def avg_pool2d_row(x, out, tile, pool_h, pool_w, stride_h, stride_w, pad_top, pa
     oh = tile % out_h
     top = oh * stride_h - pad_top
     h_lo, h_hi = max(top, 0), min(top + pool_h, height)
+    if channels == 1:  # channels_first planes: keep the running sum in a register
+        for ow in range(out_w):
+            left = ow * stride_w - pad_left
+            w_lo, w_hi = max(left, 0), min(left + pool_w, width)
+            total = 0.0
+            for h in range(h_lo, h_hi):
+                for w in range(w_lo, w_hi):
+                    total += x[b, h, w, 0]
+            out[b, oh, ow, 0] = total / ((h_hi - h_lo) * (w_hi - w_lo))
+        return
+    # float64 sums in the same order as above, so both layouts give the same bits.
+    totals = np.empty(channels, dtype=np.float64)
     for ow in range(out_w):
         left = ow * stride_w - pad_left
         w_lo, w_hi = max(left, 0), min(left + pool_w, width)
-        count = (h_hi - h_lo) * (w_hi - w_lo)
-        for c in range(channels):
-            out[b, oh, ow, c] = 0
+        totals[:] = 0.0
         for h in range(h_lo, h_hi):
             for w in range(w_lo, w_hi):
                 for c in range(channels):
-                    out[b, oh, ow, c] += x[b, h, w, c]
+                    totals[c] += x[b, h, w, c]
+        count = (h_hi - h_lo) * (w_hi - w_lo)
         for c in range(channels):
-            out[b, oh, ow, c] /= count
+            out[b, oh, ow, c] = totals[c] / count
 
 
 @kernel(parallel=False)
@@ -116,6 +142,20 @@ def max_pool2d_grad_image(x, grad_out, grad_in, b, pool_h, pool_w, stride_h, str
         for w in range(width):
             for c in range(channels):
                 grad_in[b, h, w, c] = 0
+    if channels == 1:  # channels_first planes: the running argmax stays in registers
+        for oh in range(out_h):
+            top = oh * stride_h - pad_top
+            h_lo, h_hi = max(top, 0), min(top + pool_h, height)
+            for ow in range(out_w):
+                left = ow * stride_w - pad_left
+                w_lo, w_hi = max(left, 0), min(left + pool_w, width)
+                best, arg_h, arg_w = x[b, h_lo, w_lo, 0], h_lo, w_lo
+                for h in range(h_lo, h_hi):
+                    for w in range(w_lo, w_hi):
+                        if _is_better(x[b, h, w, 0], best):
+                            best, arg_h, arg_w = x[b, h, w, 0], h, w
+                grad_in[b, arg_h, arg_w, 0] += grad_out[b, oh, ow, 0]
+        return
     best = np.empty(channels, dtype=x.dtype)
     best_h = np.empty(channels, dtype=np.int64)
     best_w = np.empty(channels, dtype=np.int64)
@@ -156,45 +196,67 @@ def max_pool2d_grad_parallel(x, grad_out, grad_in, pool_h, pool_w, stride_h, str
 
 
 @kernel()
-def _covering_windows(position, pool, stride, pad_before, out_size):
-    """First and one-past-last output index whose window covers input ``position``."""
-    # Window o covers o * stride - pad_before ... o * stride - pad_before + pool - 1.
-    first = -((pad_before + position - pool + 1) // -stride)  # ceiling division
-    last = (position + pad_before) // stride
-    return max(first, 0), min(last + 1, out_size)
+def covering_windows(size, pool, stride, pad_before, out_size):
+    """Along one axis: ``first[i], stop[i]``, the output windows covering input ``i``,
+    and ``counts[o]``, the real (unpadded) pixels of window ``o``."""
+    first = np.empty(size, dtype=np.int64)
+    stop = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        # Window o covers o * stride - pad_before ... o * stride - pad_before + pool - 1.
+        first[i] = max(-((pad_before + i - pool + 1) // -stride), 0)  # ceiling division
+        stop[i] = min((i + pad_before) // stride + 1, out_size)
+    counts = np.empty(out_size, dtype=np.int64)
+    for o in range(out_size):
+        start = o * stride - pad_before
+        counts[o] = min(start + pool, size) - max(start, 0)
+    return first, stop, counts
 
 
 @kernel()
-def avg_pool2d_grad_row(grad_out, grad_in, tile, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left):
-    """Gradient of average pooling for input row ``tile`` (= image * height + h), by gathering."""
+def avg_pool2d_grad_row(grad_out, grad_in, tile, rows, cols):
+    """Gradient of average pooling for input row ``tile`` (= image * height + h), by gathering.
+
+    ``rows`` and ``cols`` are :func:`covering_windows` of the height and width axes.
+    """
     height, width, channels = grad_in.shape[1], grad_in.shape[2], grad_in.shape[3]
-    out_h, out_w = grad_out.shape[1], grad_out.shape[2]
+    row_first, row_stop, row_counts = rows
+    col_first, col_stop, col_counts = cols
     b = tile // height
     h = tile % height
-    oh_lo, oh_hi = _covering_windows(h, pool_h, stride_h, pad_top, out_h)
+    # float64 sums in a fixed order (the same for any channel count).
+    if channels == 1:  # channels_first planes: keep the running sum in a register
+        for w in range(width):
+            total = 0.0
+            for oh in range(row_first[h], row_stop[h]):
+                for ow in range(col_first[w], col_stop[w]):
+                    total += grad_out[b, oh, ow, 0] / (row_counts[oh] * col_counts[ow])
+            grad_in[b, h, w, 0] = total
+        return
+    totals = np.empty(channels, dtype=np.float64)
     for w in range(width):
-        ow_lo, ow_hi = _covering_windows(w, pool_w, stride_w, pad_left, out_w)
-        for c in range(channels):
-            grad_in[b, h, w, c] = 0
-        for oh in range(oh_lo, oh_hi):
-            top = oh * stride_h - pad_top
-            rows = min(top + pool_h, height) - max(top, 0)
-            for ow in range(ow_lo, ow_hi):
-                left = ow * stride_w - pad_left
-                count = rows * (min(left + pool_w, width) - max(left, 0))
+        totals[:] = 0.0
+        for oh in range(row_first[h], row_stop[h]):
+            for ow in range(col_first[w], col_stop[w]):
+                count = row_counts[oh] * col_counts[ow]
                 for c in range(channels):
-                    grad_in[b, h, w, c] += grad_out[b, oh, ow, c] / count
+                    totals[c] += grad_out[b, oh, ow, c] / count
+        for c in range(channels):
+            grad_in[b, h, w, c] = totals[c]
 
 
 @kernel(parallel=False)
 def avg_pool2d_grad_serial(grad_out, grad_in, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left):
     """Gradient of average pooling into ``grad_in`` (N, H, W, C), one thread."""
+    rows = covering_windows(grad_in.shape[1], pool_h, stride_h, pad_top, grad_out.shape[1])
+    cols = covering_windows(grad_in.shape[2], pool_w, stride_w, pad_left, grad_out.shape[2])
     for tile in range(grad_in.shape[0] * grad_in.shape[1]):
-        avg_pool2d_grad_row(grad_out, grad_in, tile, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
+        avg_pool2d_grad_row(grad_out, grad_in, tile, rows, cols)
 
 
 @kernel(parallel=True)
 def avg_pool2d_grad_parallel(grad_out, grad_in, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left):
     """Gradient of average pooling into ``grad_in`` (N, H, W, C), input rows in parallel."""
+    rows = covering_windows(grad_in.shape[1], pool_h, stride_h, pad_top, grad_out.shape[1])
+    cols = covering_windows(grad_in.shape[2], pool_w, stride_w, pad_left, grad_out.shape[2])
     for tile in prange(grad_in.shape[0] * grad_in.shape[1]):
-        avg_pool2d_grad_row(grad_out, grad_in, tile, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
+        avg_pool2d_grad_row(grad_out, grad_in, tile, rows, cols)
