@@ -35,7 +35,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, batches and noise (default 0)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1:
-        parser.error(f"--steps and --batch-size must be positive; received {args.steps} and {args.batch_size}")
+        parser.error("--steps and --batch-size must be positive; "
+                     f"received --steps {args.steps} and --batch-size {args.batch_size}")
     if not args.noise >= 0:
         parser.error(f"--noise must be non-negative; received --noise {args.noise}")
     return args

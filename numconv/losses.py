@@ -17,7 +17,7 @@ import numpy as np
 
 from . import config
 from ._registry import Registry
-from .autograd.tensor import Tensor, as_array, record
+from .autograd.tensor import as_array, record
 
 EPSILON = 1e-7
 REDUCTIONS = ("sum_over_batch_size", "sum", "none")

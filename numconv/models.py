@@ -60,7 +60,8 @@ def _check_same_length(arrays_by_name):
     lengths = {name: len(array) for name, array in arrays_by_name.items() if array is not None}
     if len(set(lengths.values())) > 1:
         described = ", ".join(
-            f"{name} with {length} samples (shape {arrays_by_name[name].shape})" for name, length in lengths.items()
+            f"{name} with {length} samples (shape {arrays_by_name[name].shape})"
+            for name, length in lengths.items()
         )
         raise ValueError(f"the inputs must have the same number of samples; received {described}")
 
@@ -94,7 +95,8 @@ def sparse_categorical_accuracy(y_true, y_pred):
 
 def categorical_accuracy(y_true, y_pred):
     """1.0 where ``argmax(y_pred, -1) == argmax(y_true, -1)``, else 0.0."""
-    return (np.argmax(np.asarray(y_pred), axis=-1) == np.argmax(np.asarray(y_true), axis=-1)).astype(np.float64)
+    hits = np.argmax(np.asarray(y_pred), axis=-1) == np.argmax(np.asarray(y_true), axis=-1)
+    return hits.astype(np.float64)
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
@@ -143,7 +145,8 @@ class _Metric:
                 try:
                     loss_metric = _losses.get(identifier)
                 except ValueError:
-                    valid = ", ".join(["accuracy", "acc", *sorted(_NAMED_METRICS), *_losses._registry.names()])
+                    valid = ", ".join(
+                        ["accuracy", "acc", *sorted(_NAMED_METRICS), *_losses._registry.names()])
                     raise ValueError(f"unknown metric {identifier!r}; valid names are: {valid}") from None
                 self.function = lambda t, p: loss_metric.call(t, p).numpy()
         elif callable(identifier):
@@ -261,7 +264,8 @@ class Sequential:
             raise TypeError(f"add() expects a numconv layer; received layer={layer!r:.80}")
         if any(existing.name == layer.name for existing in self._layers):
             raise ValueError(
-                f"layer names in a Sequential model must be unique; received a second layer named {layer.name!r}"
+                "layer names in a Sequential model must be unique; "
+                f"received a second layer named {layer.name!r}"
             )
         if not self._layers and self._input_shape is None:
             # A first layer given input_shape=... fixes the model's input shape, as in Keras.
@@ -291,7 +295,8 @@ class Sequential:
         if index is not None:
             if isinstance(index, bool) or not isinstance(index, numbers.Integral) or \
                     not -len(self._layers) <= index < len(self._layers):
-                raise ValueError(f"index must be an integer in [0, {len(self._layers)}); received index={index!r}")
+                raise ValueError(
+                    f"index must be an integer in [0, {len(self._layers)}); received index={index!r}")
             return self._layers[index]
         for layer in self._layers:
             if layer.name == name:
@@ -411,7 +416,13 @@ class Sequential:
             np.savez(handle, **arrays)
 
     def load_weights(self, filepath):
-        """Read weights written by :meth:`save_weights`; nothing changes if any array is missing or mis-shaped."""
+        """Read weights written by :meth:`save_weights`.
+
+        Raises
+        ------
+        ValueError
+            If an array is missing or mis-shaped; no weight changes then.
+        """
         filepath = self._check_npz_path(filepath)
         self._require_built("load_weights()")
         with np.load(filepath, allow_pickle=False) as archive:
@@ -436,7 +447,8 @@ class Sequential:
         try:
             filepath = os.fspath(filepath)
         except TypeError:
-            raise TypeError(f"filepath must be a path ending in .npz; received filepath={filepath!r}") from None
+            raise TypeError(
+                f"filepath must be a path ending in .npz; received filepath={filepath!r}") from None
         if not str(filepath).endswith(".npz"):
             raise ValueError(f"filepath must end in .npz; received filepath={filepath!r}")
         return filepath
@@ -576,9 +588,8 @@ class Sequential:
             metric.update(y, predictions)
         return float(as_array(loss))
 
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_split=0.0,
-            validation_data=None, shuffle=True, sample_weight=None, seed=None, initial_epoch=0,
-            callbacks=None):
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, sample_weight=None, initial_epoch=0, seed=None):
         """Train for ``epochs - initial_epoch`` passes over ``(x, y)``.
 
         Parameters
@@ -588,7 +599,11 @@ class Sequential:
         batch_size : int
         epochs : int
         verbose : {0, 1, 2, "auto"}
-            0 silent, 1 a live progress bar per epoch, 2 one line per epoch.
+            0 silent, 1 a live progress bar per epoch (on stderr), 2 one line per epoch.
+        callbacks : list, optional
+            Objects with any of Keras's ``on_train_begin(logs)``,
+            ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``,
+            ``on_train_end(logs)`` methods (``set_model(model)`` is called first).
         validation_split : float in [0, 1)
             Hold out the last fraction of the data (taken before shuffling).
         validation_data : tuple ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``
@@ -597,14 +612,10 @@ class Sequential:
             Shuffle the training samples before each epoch.
         sample_weight : array_like, optional
             One weight per sample, applied to the loss.
-        seed : int, optional
-            Seeds the shuffling; NumPy's global RNG is used when None.
         initial_epoch : int
             Index of the first epoch (to resume training), as Keras.
-        callbacks : list, optional
-            Objects with any of Keras's ``on_train_begin(logs)``,
-            ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``,
-            ``on_train_end(logs)`` methods (``set_model(model)`` is called first).
+        seed : int, optional
+            Seeds the shuffling; NumPy's global RNG is used when None.
 
         Returns
         -------
@@ -626,7 +637,8 @@ class Sequential:
             raise TypeError(f"shuffle must be a bool; received shuffle={shuffle!r}")
         if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) or \
                 not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"validation_split must be a number in [0, 1); received validation_split={validation_split!r}")
+            raise ValueError(
+                f"validation_split must be a number in [0, 1); received validation_split={validation_split!r}")
         if seed is not None:
             _check_int(seed, "seed", 0)
         callbacks = _Callbacks(callbacks, self)
@@ -721,7 +733,8 @@ class Sequential:
             for start in range(0, len(x), batch_size):
                 stop = start + batch_size
                 y_pred = self(x[start:stop], training=False)
-                loss = self._loss_value(y[start:stop], y_pred, None if weights is None else weights[start:stop])
+                batch_weights = None if weights is None else weights[start:stop]
+                loss = self._loss_value(y[start:stop], y_pred, batch_weights)
                 loss_mean.update(float(as_array(loss)), len(x[start:stop]))
                 for metric in metrics:
                     metric.update(y[start:stop], as_array(y_pred))

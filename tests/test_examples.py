@@ -10,6 +10,8 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 # Generous: a cold Numba cache compiles the kernels first.
 TIMEOUT_SECONDS = 300
@@ -48,7 +50,8 @@ def test_train_digits_rejects_bad_epochs(tmp_path):
 
 def test_custom_loop_autoencoder_loss_falls(tmp_path):
     lines = run_example("custom_loop_autoencoder.py", "--steps", "60", "--output-dir", str(tmp_path))
-    losses = [float(m.group(1)) for m in (re.search(r"mean squared error ([0-9.]+)$", line) for line in lines) if m]
+    matches = (re.search(r"mean squared error ([0-9.]+)$", line) for line in lines)
+    losses = [float(match.group(1)) for match in matches if match]
     assert len(losses) == 10
     assert losses[-1] < losses[0]
     summary = re.fullmatch(r"test mean squared error: noisy ([0-9.]+), denoised ([0-9.]+)",

@@ -23,7 +23,7 @@ def grads(loss, y_true, y_pred, sample_weight=None):
     with GradientTape() as tape:
         result = loss(true, pred, sample_weight=sample_weight)
     grad_true, grad_pred = tape.gradient(result, [true, pred])
-    return (None if grad_true is None else grad_true.numpy()), (None if grad_pred is None else grad_pred.numpy())
+    return tuple(None if grad is None else grad.numpy() for grad in (grad_true, grad_pred))
 
 
 def softmax(x):
@@ -112,7 +112,8 @@ def test_categorical_crossentropy_from_logits_closed_form_and_stability():
 def test_sparse_categorical_crossentropy_label_shapes(labels):
     logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
     expected = (-np.log(softmax(logits)[0, 2]) + np.log(3.0)) / 2
-    assert value(losses.SparseCategoricalCrossentropy(from_logits=True), labels, logits) == pytest.approx(expected)
+    from_logits = losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert value(from_logits, labels, logits) == pytest.approx(expected)
     probs = np.array([[0.2, 0.2, 0.6], [0.5, 0.25, 0.25]])
     expected = (-np.log(0.6) - np.log(0.5)) / 2
     assert value(losses.get("sparse_categorical_crossentropy"), labels, probs) == pytest.approx(expected)

@@ -64,7 +64,8 @@ def test_get_and_set_weights_round_trip():
     model.set_weights(replacement)
     for got, expected in zip(model.get_weights(), replacement):
         np.testing.assert_array_equal(got, expected)
-    with pytest.raises(ValueError, match=r"expects 4 weight arrays.*received 1 arrays with shapes \[\(3,\)\]"):
+    with pytest.raises(ValueError,
+                       match=r"expects 4 weight arrays.*received 1 arrays with shapes \[\(3,\)\]"):
         model.set_weights([np.zeros(3)])
 
 
@@ -97,7 +98,8 @@ def test_summary_parameter_counts_and_shapes():
     lines = text.splitlines()
     row = {line.split()[0]: line for line in lines if line.split() and line.split()[0] in
            ("conv", "pool", "flat", "logits")}
-    assert "(Conv2D)" in row["conv"] and "(None, 6, 6, 4)" in row["conv"] and row["conv"].endswith(str(conv_params))
+    assert "(Conv2D)" in row["conv"] and "(None, 6, 6, 4)" in row["conv"]
+    assert row["conv"].endswith(str(conv_params))
     assert "(None, 3, 3, 4)" in row["pool"] and row["pool"].endswith(" 0")
     assert "(None, 36)" in row["flat"]
     assert "(None, 10)" in row["logits"] and row["logits"].endswith(str(dense_params))
