@@ -37,22 +37,24 @@ def warmup(dtypes=("float32", "float64")):
                 "dtypes must name float16, float32 or float64; "
                 f"received dtypes={dtypes!r}"
             )
-    compute_dtypes = {np.dtype("float32") if name == "float16" else np.dtype(name) for name in names}
+    # float16 is computed by the float32 kernels.
+    compute_dtypes = {np.dtype("float32" if name == "float16" else name) for name in names}
     for dtype in sorted(compute_dtypes, key=str):
         for depthwise in (False, True):
             channels, filters, groups = (2, 2, 2) if depthwise else (2, 3, 1)
             x = np.zeros((1, 3, 3, channels), dtype=dtype)
             kernel = np.zeros((2, 2, channels // groups, filters), dtype=dtype)
             # The array-level functions compile the builds that small calls use...
-            out = nn_conv.conv2d(x, kernel, np.zeros(filters, dtype=dtype), groups=groups)
+            out = nn_conv.conv2d(x, kernel, np.ones(filters, dtype=dtype), groups=groups)
             nn_conv.conv2d_grads(x, kernel, out, groups=groups)
             # ...and the parallel builds are called directly on the same canonical
             # arrays, unless this process may only run serial kernels (forked child).
             if not runtime.use_parallel(runtime.PARALLEL_MIN_WORK):
                 continue
             scalars = (1, 1, 1, 1, 0, 0)
+            bias = np.zeros(filters, dtype=dtype)
             with runtime.parallel_launch():
-                _PARALLEL_FORWARD[depthwise](x, kernel, np.zeros(filters, dtype=dtype), out.copy(), *scalars)
+                _PARALLEL_FORWARD[depthwise](x, kernel, bias, out.copy(), *scalars)
                 _PARALLEL_GRAD_INPUT[depthwise](out, kernel, np.empty_like(x), *scalars)
                 _PARALLEL_GRAD_KERNEL[depthwise](x, out, np.empty_like(kernel), *scalars)
                 conv_kernels.conv2d_grad_bias(out, np.empty(filters, dtype=dtype))

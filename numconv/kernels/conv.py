@@ -261,8 +261,8 @@ def _depthwise_grad_input_row(grad_output, weights, grad_input, n, ih, stride_h,
                         acc[c] += grad_pixel[c] * weight_row[c]
                 else:
                     for c in range(channels):
-                        for j in range(multiplier):
-                            acc[c] += grad_pixel[c * multiplier + j] * weight_row[c * multiplier + j]
+                        for j in range(c * multiplier, (c + 1) * multiplier):
+                            acc[c] += grad_pixel[j] * weight_row[j]
         grad_pixel_in = grad_input[n, ih, iw]
         for c in range(channels):
             grad_pixel_in[c] = acc[c]

@@ -26,6 +26,21 @@ from ..kernels import conv as conv_kernels
 
 GRADIENT_NAMES = ("input", "kernel", "bias")
 
+# (serial build, parallel build) of each kernel, by (job, depthwise).
+_KERNELS = {
+    ("forward", False): (conv_kernels.conv2d_forward_serial, conv_kernels.conv2d_forward),
+    ("forward", True): (conv_kernels.depthwise_conv2d_forward_serial,
+                        conv_kernels.depthwise_conv2d_forward),
+    ("grad_input", False): (conv_kernels.conv2d_grad_input_serial,
+                            conv_kernels.conv2d_grad_input),
+    ("grad_input", True): (conv_kernels.depthwise_conv2d_grad_input_serial,
+                           conv_kernels.depthwise_conv2d_grad_input),
+    ("grad_kernel", False): (conv_kernels.conv2d_grad_kernel_serial,
+                             conv_kernels.conv2d_grad_kernel),
+    ("grad_kernel", True): (conv_kernels.depthwise_conv2d_grad_kernel_serial,
+                            conv_kernels.depthwise_conv2d_grad_kernel),
+}
+
 
 def _describe(value):
     text = repr(value)
@@ -100,7 +115,9 @@ class _Geometry:
         if channels == 0:
             raise ValueError(f"x must have at least one channel; received x with shape {x.shape}")
         if min(kernel.shape) == 0:
-            raise ValueError(f"kernel dimensions must be positive; received kernel with shape {kernel.shape}")
+            raise ValueError(
+                f"kernel dimensions must be positive; received kernel with shape {kernel.shape}"
+            )
         if channels % groups:
             raise ValueError(
                 f"the input channels must be divisible by groups; received groups={groups} "
@@ -108,8 +125,8 @@ class _Geometry:
             )
         if filters % groups:
             raise ValueError(
-                f"the filters (kernel.shape[3]) must be divisible by groups; received groups={groups} "
-                f"and kernel with shape {kernel.shape}"
+                "the filters (kernel.shape[3]) must be divisible by groups; "
+                f"received groups={groups} and kernel with shape {kernel.shape}"
             )
         if kernel_channels != channels // groups:
             raise ValueError(
@@ -122,10 +139,10 @@ class _Geometry:
         )
         if out_h <= 0 or out_w <= 0:
             raise ValueError(
-                f"the convolution output would be empty: x with shape {x.shape} (height={height}, "
-                f"width={width}), kernel size {(kernel_h, kernel_w)}, dilation_rate {dilation_rate} "
-                f"and strides {strides} with padding={padding!r} give an output of "
-                f"{out_h} x {out_w}"
+                f"the convolution output would be empty: x with shape {x.shape} "
+                f"(height={height}, width={width}), kernel size {(kernel_h, kernel_w)}, "
+                f"dilation_rate {dilation_rate} and strides {strides} with padding={padding!r} "
+                f"give an output of {out_h} x {out_w}"
             )
         self.data_format = data_format
         self.batch_shape = x.shape[:-3]
@@ -189,7 +206,8 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
     bias : array_like, shape (filters,), optional
     strides, dilation_rate : int or pair of ints
         A stride > 1 cannot be combined with a dilation > 1.
-    padding : "valid", "same" (case-insensitive), int, (pad_h, pad_w) or ((top, bottom), (left, right))
+    padding : "valid", "same", int, (pad_h, pad_w) or ((top, bottom), (left, right))
+        Mode names are case-insensitive.
         "same" pads like TensorFlow: the extra pixel goes to the bottom/right.
     data_format : "channels_last" or "channels_first"
     groups : int
@@ -221,28 +239,22 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
     x = geometry.to_canonical(x, dtype)
     kernel = _canonical(kernel, dtype)
     out = np.empty((geometry.batch, geometry.out_h, geometry.out_w, geometry.filters), dtype=dtype)
-    if geometry.depthwise:
-        serial, parallel = conv_kernels.depthwise_conv2d_forward_serial, conv_kernels.depthwise_conv2d_forward
-    else:
-        serial, parallel = conv_kernels.conv2d_forward_serial, conv_kernels.conv2d_forward
-    runtime.run(serial, parallel, geometry.multiply_adds, x, kernel, bias, out, *geometry.scalars)
+    runtime.run(*_KERNELS["forward", geometry.depthwise], geometry.multiply_adds,
+                x, kernel, bias, out, *geometry.scalars)
     return geometry.from_canonical(out, result_dtype)
 
 
 def _check_wrt(wrt):
-    if isinstance(wrt, str):
-        wrt = (wrt,)
+    """The set of gradient names in ``wrt`` (a name or a sequence of names)."""
     try:
-        names = tuple(wrt)
+        names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
     except TypeError:
         raise TypeError(
             f"wrt must be a sequence of names from {GRADIENT_NAMES}; received wrt={wrt!r}"
         ) from None
     for name in names:
         if not isinstance(name, str) or name not in GRADIENT_NAMES:
-            raise ValueError(
-                f"wrt entries must be among {GRADIENT_NAMES}; received wrt={wrt!r}"
-            )
+            raise ValueError(f"wrt entries must be among {GRADIENT_NAMES}; received wrt={wrt!r}")
     return frozenset(names)
 
 
@@ -286,25 +298,17 @@ def conv2d_grads(x, kernel, grad_output, strides=1, padding="valid", data_format
 
     if "input" in wanted:
         kernel_c = _canonical(kernel, dtype)
-        grad_input_c = np.empty((geometry.batch, geometry.height, geometry.width, geometry.channels),
-                                dtype=dtype)
-        if geometry.depthwise:
-            serial = conv_kernels.depthwise_conv2d_grad_input_serial
-            parallel = conv_kernels.depthwise_conv2d_grad_input
-        else:
-            serial, parallel = conv_kernels.conv2d_grad_input_serial, conv_kernels.conv2d_grad_input
-        runtime.run(serial, parallel, work, grad_output_c, kernel_c, grad_input_c, *scalars)
+        grad_input_c = np.empty(
+            (geometry.batch, geometry.height, geometry.width, geometry.channels), dtype=dtype)
+        runtime.run(*_KERNELS["grad_input", geometry.depthwise], work,
+                    grad_output_c, kernel_c, grad_input_c, *scalars)
         grad_input = geometry.from_canonical(grad_input_c, result_dtype)
 
     if "kernel" in wanted:
         x_c = geometry.to_canonical(x, dtype)
         grad_kernel_c = np.empty(kernel.shape, dtype=dtype)
-        if geometry.depthwise:
-            serial = conv_kernels.depthwise_conv2d_grad_kernel_serial
-            parallel = conv_kernels.depthwise_conv2d_grad_kernel
-        else:
-            serial, parallel = conv_kernels.conv2d_grad_kernel_serial, conv_kernels.conv2d_grad_kernel
-        runtime.run(serial, parallel, work, x_c, grad_output_c, grad_kernel_c, *scalars)
+        runtime.run(*_KERNELS["grad_kernel", geometry.depthwise], work,
+                    x_c, grad_output_c, grad_kernel_c, *scalars)
         grad_kernel = grad_kernel_c.astype(result_dtype, copy=False)
 
     if "bias" in wanted:
