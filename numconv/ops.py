@@ -20,6 +20,7 @@ __all__ = [
     "InvalidIndexError", "abs", "add", "avg_pool2d", "bias_add", "cast", "clip", "concat", "conv2d",
     "divide", "exp", "getitem", "identity", "log", "matmul", "max_pool2d", "maximum", "minimum",
     "multiply", "negative", "power", "reduce_max", "reduce_mean", "reduce_sum", "reshape",
-    "softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits", "sqrt", "square",
+    "softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits", "sqrt",
+    "square",
     "stack", "stop_gradient", "subtract", "transpose", "where",
 ]

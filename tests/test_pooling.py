@@ -12,7 +12,10 @@ from numconv.nn import avg_pool2d, avg_pool2d_grad, max_pool2d, max_pool2d_grad
 import reference_pooling as reference
 
 POOLS = {"max": (max_pool2d, reference.max_pool), "avg": (avg_pool2d, reference.avg_pool)}
-GRADS = {"max": (max_pool2d_grad, reference.max_pool_grad), "avg": (avg_pool2d_grad, reference.avg_pool_grad)}
+GRADS = {
+    "max": (max_pool2d_grad, reference.max_pool_grad),
+    "avg": (avg_pool2d_grad, reference.avg_pool_grad),
+}
 TOLERANCE = {np.float64: 1e-12, np.float32: 2e-6, np.float16: 2e-3}
 
 
@@ -32,7 +35,8 @@ def from_reference_layout(array, batch_shape, data_format):
 
 
 def make_input(rng, batch_shape, height, width, channels, data_format, dtype, ties):
-    spatial = (height, width, channels) if data_format == "channels_last" else (channels, height, width)
+    last = data_format == "channels_last"
+    spatial = (height, width, channels) if last else (channels, height, width)
     shape = tuple(batch_shape) + spatial
     # Small integers make ties frequent, which exercises "first maximum wins".
     values = rng.integers(-2, 3, size=shape) if ties else rng.standard_normal(shape)
@@ -41,7 +45,9 @@ def make_input(rng, batch_shape, height, width, channels, data_format, dtype, ti
 
 def normalized(pool_size, strides):
     pool = (pool_size, pool_size) if isinstance(pool_size, int) else tuple(pool_size)
-    stride = pool if strides is None else ((strides, strides) if isinstance(strides, int) else tuple(strides))
+    if strides is None:
+        return pool, pool
+    stride = (strides, strides) if isinstance(strides, int) else tuple(strides)
     return pool, stride
 
 
@@ -75,7 +81,8 @@ def check_against_reference(kind, x, grad_output, pool_size, strides, padding, d
 def pooling_cases(draw):
     pool = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     pool_size = pool[0] if pool[0] == pool[1] and draw(st.booleans()) else pool
-    strides = draw(st.one_of(st.none(), st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    pairs = st.tuples(st.integers(1, 3), st.integers(1, 3))
+    strides = draw(st.one_of(st.none(), st.integers(1, 3), pairs))
     padding = draw(st.sampled_from(["valid", "same"]))
     smallest = pool if padding == "valid" else (1, 1)
     return dict(
@@ -115,8 +122,9 @@ def test_matches_reference_for_random_options(case):
 def test_grid_of_window_options(kind, padding, pool_size, strides):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 7, 8, 3))
-    check_against_reference(kind, x, lambda shape: rng.standard_normal(shape), pool_size, strides, padding,
-                            "channels_last")
+    check_against_reference(
+        kind, x, rng.standard_normal, pool_size, strides, padding, "channels_last"
+    )
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -124,7 +132,7 @@ def test_window_larger_than_input_with_same_padding(data_format):
     rng = np.random.default_rng(3)
     x = make_input(rng, (2,), 2, 3, 2, data_format, np.float64, ties=False)
     for kind in ("max", "avg"):
-        check_against_reference(kind, x, lambda shape: rng.standard_normal(shape), 5, 1, "same", data_format)
+        check_against_reference(kind, x, rng.standard_normal, 5, 1, "same", data_format)
 
 
 def test_keras_documented_examples():
@@ -164,7 +172,8 @@ def test_nan_propagates_and_receives_the_gradient():
 def test_minus_infinity_windows():
     x = np.full((1, 2, 2, 1), -np.inf)
     assert max_pool2d(x, 2).ravel().tolist() == [-np.inf]
-    np.testing.assert_array_equal(max_pool2d_grad(x, np.ones((1, 1, 1, 1)), 2).ravel(), [1.0, 0, 0, 0])
+    grad = max_pool2d_grad(x, np.ones((1, 1, 1, 1)), 2)
+    np.testing.assert_array_equal(grad.ravel(), [1.0, 0, 0, 0])
 
 
 def test_non_contiguous_input_and_tensor_input():
@@ -249,9 +258,11 @@ def test_pure_python_tiles_match_reference():
     cols = kernels.covering_windows.py_func(5, 3, 2, 1, 3)
     for tile in range(4):
         kernels.avg_pool2d_grad_row.py_func(grad_output, grad, tile, rows, cols)
-    np.testing.assert_allclose(grad, reference.avg_pool_grad(x, grad_output, (2, 3), (2, 2), "same"), rtol=1e-12)
+    expected = reference.avg_pool_grad(x, grad_output, (2, 3), (2, 2), "same")
+    np.testing.assert_allclose(grad, expected, rtol=1e-12)
     kernels.max_pool2d_grad_image.py_func(x, grad_output, grad, 0, *geometry)
-    np.testing.assert_array_equal(grad, reference.max_pool_grad(x, grad_output, (2, 3), (2, 2), "same"))
+    expected = reference.max_pool_grad(x, grad_output, (2, 3), (2, 2), "same")
+    np.testing.assert_array_equal(grad, expected)
 
 
 # -- errors -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""GradientTape, Tensor and Variable: what is recorded, what is differentiated, and how results come back."""
+"""GradientTape, Tensor and Variable: what is recorded, what is differentiated,
+and how the results come back."""
 
 import collections
 import threading
@@ -6,7 +7,6 @@ import threading
 import numpy as np
 import pytest
 
-import numconv
 from numconv import GradientTape, Tensor, Variable, constant, convert_to_tensor, stop_gradient
 from numconv.autograd.tensor import record
 
@@ -180,7 +180,8 @@ def test_output_gradients_weight_the_target():
     x = Variable(values)
     with GradientTape() as tape:
         y = x * x
-    np.testing.assert_array_equal(tape.gradient(y, x, output_gradients=weights).numpy(), 2 * values * weights)
+    grad = tape.gradient(y, x, output_gradients=weights)
+    np.testing.assert_array_equal(grad.numpy(), 2 * values * weights)
 
 
 def test_structured_target_sums_its_parts():

@@ -9,4 +9,7 @@ from . import math_ops
 from .tape import GradientTape, stop_gradient
 from .tensor import Tensor, Variable, constant, convert_to_tensor
 
-__all__ = ["GradientTape", "Tensor", "Variable", "constant", "convert_to_tensor", "math_ops", "stop_gradient"]
+__all__ = [
+    "GradientTape", "Tensor", "Variable", "constant", "convert_to_tensor", "math_ops",
+    "stop_gradient",
+]

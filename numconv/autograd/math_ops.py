@@ -51,7 +51,8 @@ def _operand(value, name):
     array = np.asarray(value)
     if array.dtype.kind in "OSUVMm":
         raise TypeError(
-            f"{name} must hold numbers; received an array of dtype {array.dtype} ({name}={_short(value)})"
+            f"{name} must hold numbers; received an array of dtype {array.dtype} "
+            f"({name}={_short(value)})"
         )
     return array
 
@@ -75,7 +76,9 @@ def _broadcast_shape(op_name, **operands):
         return np.broadcast_shapes(*shapes.values())
     except ValueError:
         described = ", ".join(f"{name}.shape={shape}" for name, shape in shapes.items())
-        raise ValueError(f"{op_name} needs shapes that broadcast together; received {described}") from None
+        raise ValueError(
+            f"{op_name} needs shapes that broadcast together; received {described}"
+        ) from None
 
 
 def _unary(x, forward, derivative):
@@ -113,9 +116,13 @@ def _normalize_axes(axis, ndim, name="axis"):
     axes = []
     for item in items:
         if isinstance(item, bool) or not isinstance(item, numbers.Integral):
-            raise TypeError(f"{name} must be None, an integer or a tuple of integers; received {name}={axis!r}")
+            raise TypeError(
+                f"{name} must be None, an integer or a tuple of integers; received {name}={axis!r}"
+            )
         if not -ndim <= item < ndim:
-            raise ValueError(f"{name} is out of range for a tensor of rank {ndim}; received {name}={axis!r}")
+            raise ValueError(
+                f"{name} is out of range for a tensor of rank {ndim}; received {name}={axis!r}"
+            )
         axes.append(int(item) % ndim)
     if len(set(axes)) != len(axes):
         raise ValueError(f"{name} must not repeat an axis; received {name}={axis!r}")
@@ -271,7 +278,8 @@ def clip(x, clip_value_min, clip_value_max):
     Raises ValueError when a bound makes the result larger than ``x``.
     """
     a = _operand(x, "x")
-    low, high = _operand(clip_value_min, "clip_value_min"), _operand(clip_value_max, "clip_value_max")
+    low = _operand(clip_value_min, "clip_value_min")
+    high = _operand(clip_value_max, "clip_value_max")
     shape = _broadcast_shape("clip", x=a, clip_value_min=low, clip_value_max=high)
     if shape != np.shape(a):
         raise ValueError(
@@ -297,7 +305,9 @@ def matmul(x, y):
     """Matrix product with NumPy's rules (1-D operands, broadcast batch dims)."""
     a, b = np.asarray(_operand(x, "x")), np.asarray(_operand(y, "y"))
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul needs operands of rank >= 1; received x.shape={a.shape}, y.shape={b.shape}")
+        raise ValueError(
+            f"matmul needs operands of rank >= 1; received x.shape={a.shape}, y.shape={b.shape}"
+        )
     inner_y = b.shape[0] if b.ndim == 1 else b.shape[-2]
     try:
         if a.shape[-1] != inner_y:
@@ -348,7 +358,9 @@ def transpose(x, perm=None):
         perm = tuple(range(a.ndim))[::-1]
     else:
         items = tuple(perm) if isinstance(perm, (tuple, list, np.ndarray)) else None
-        if items is None or any(isinstance(p, bool) or not isinstance(p, numbers.Integral) for p in items):
+        if items is None or any(
+            isinstance(p, bool) or not isinstance(p, numbers.Integral) for p in items
+        ):
             raise TypeError(f"perm must be a sequence of integers; received perm={perm!r}")
         if (
             len(items) != a.ndim
@@ -356,7 +368,8 @@ def transpose(x, perm=None):
             or sorted(int(p) % a.ndim for p in items) != list(range(a.ndim))
         ):
             raise ValueError(
-                f"perm must be a permutation of the {a.ndim} axes of x (shape {a.shape}); received perm={perm!r}"
+                f"perm must be a permutation of the {a.ndim} axes of x (shape {a.shape}); "
+                f"received perm={perm!r}"
             )
         perm = tuple(int(p) % a.ndim for p in items)
     inverse = tuple(np.argsort(perm))
@@ -366,7 +379,9 @@ def transpose(x, perm=None):
 
 def _common_operands(values, op_name):
     if isinstance(values, Tensor) or not isinstance(values, (list, tuple)) or len(values) == 0:
-        raise TypeError(f"{op_name} needs a non-empty list of tensors; received values={_short(values)}")
+        raise TypeError(
+            f"{op_name} needs a non-empty list of tensors; received values={_short(values)}"
+        )
     operands = [_operand(value, f"values[{i}]") for i, value in enumerate(values)]
     dtype = np.result_type(*operands)  # Python scalars stay weak
     return [np.asarray(operand, dtype=dtype) for operand in operands], operands
@@ -382,7 +397,9 @@ def concat(values, axis):
     axis = _normalize_axis(axis, ndim)
     for shape in shapes:
         if shape[:axis] + shape[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:]:
-            raise ValueError(f"concat needs equal shapes except along axis={axis}; received shapes {shapes}")
+            raise ValueError(
+                f"concat needs equal shapes except along axis={axis}; received shapes {shapes}"
+            )
     value = np.concatenate(arrays, axis=axis)
     boundaries = np.cumsum([shape[axis] for shape in shapes])[:-1]
 
@@ -444,7 +461,8 @@ def reduce_mean(x, axis=None, keepdims=False):
     axes = _normalize_axes(axis, a.ndim)
     count = int(np.prod([a.shape[i] for i in axes], dtype=np.int64))
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = np.asarray(np.sum(a, axis=axes, keepdims=keepdims, dtype=_sum_dtype(a.dtype)) / count)
+        total = np.sum(a, axis=axes, keepdims=keepdims, dtype=_sum_dtype(a.dtype))
+        value = np.asarray(total / count)
     if _is_inexact(a.dtype):
         value = value.astype(a.dtype, copy=False)
 
@@ -460,7 +478,10 @@ def reduce_max(x, axis=None, keepdims=False):
     a = np.asarray(_operand(x, "x"))
     axes = _normalize_axes(axis, a.ndim)
     if any(a.shape[i] == 0 for i in axes):
-        raise ValueError(f"reduce_max over an empty axis has no value; received x.shape={a.shape}, axis={axis!r}")
+        raise ValueError(
+            f"reduce_max over an empty axis has no value; received x.shape={a.shape}, "
+            f"axis={axis!r}"
+        )
     value = np.asarray(np.max(a, axis=axes, keepdims=keepdims))
 
     def backward(grad, needs):
@@ -480,7 +501,9 @@ def cast(x, dtype):
     try:
         target = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"dtype must be a NumPy dtype or its name; received dtype={dtype!r}") from None
+        raise TypeError(
+            f"dtype must be a NumPy dtype or its name; received dtype={dtype!r}"
+        ) from None
     if target.kind in "OSUVMm":
         raise TypeError(f"dtype must be a numeric dtype; received dtype={dtype!r}")
     value = a.astype(target, copy=False)
@@ -505,7 +528,10 @@ def _is_basic(index):
     items = index if isinstance(index, tuple) else (index,)
     return all(
         item is None or item is Ellipsis or isinstance(item, slice)
-        or (isinstance(item, (numbers.Integral, np.integer)) and not isinstance(item, (bool, np.bool_)))
+        or (
+            isinstance(item, (numbers.Integral, np.integer))
+            and not isinstance(item, (bool, np.bool_))
+        )
         for item in items
     )
 
@@ -521,11 +547,14 @@ def getitem(x, index):
     try:
         value = np.asarray(a[index])
     except IndexError as error:
-        raise InvalidIndexError(f"index={_short(index)} does not fit x of shape {a.shape}: {error}") from None
+        raise InvalidIndexError(
+            f"index={_short(index)} does not fit x of shape {a.shape}: {error}"
+        ) from None
     basic = _is_basic(index)
 
     def backward(grad, needs):
-        grad_x = np.zeros(a.shape, dtype=a.dtype if _is_inexact(a.dtype) else np.asarray(grad).dtype)
+        dtype = a.dtype if _is_inexact(a.dtype) else np.asarray(grad).dtype
+        grad_x = np.zeros(a.shape, dtype=dtype)
         if basic:
             grad_x[index] = grad
         else:

@@ -19,7 +19,9 @@ def _array(value, name):
     return np.asarray(_operand(value, name))
 
 
-def conv2d(x, kernel, strides=1, padding="valid", data_format="channels_last", dilation_rate=1, groups=1):
+def conv2d(
+    x, kernel, strides=1, padding="valid", data_format="channels_last", dilation_rate=1, groups=1
+):
     """2-D convolution (cross-correlation) of ``x`` with ``kernel``, differentiable in both.
 
     Arguments and shapes as :func:`numconv.nn.conv2d` (no bias: use
@@ -28,7 +30,8 @@ def conv2d(x, kernel, strides=1, padding="valid", data_format="channels_last", d
     """
     a, k = _array(x, "x"), _array(kernel, "kernel")
     options = dict(
-        strides=strides, padding=padding, data_format=data_format, dilation_rate=dilation_rate, groups=groups
+        strides=strides, padding=padding, data_format=data_format,
+        dilation_rate=dilation_rate, groups=groups,
     )
     value = _nn.conv2d(a, k, **options)
 
@@ -47,8 +50,8 @@ def _channel_axis(shape, data_format):
         return len(shape) - 1
     if len(shape) < 3:
         raise ValueError(
-            "bias_add with data_format='channels_first' needs x of shape (*batch, channels, height, width); "
-            f"received x.shape={shape}"
+            "bias_add with data_format='channels_first' needs x of shape "
+            f"(*batch, channels, height, width); received x.shape={shape}"
         )
     return len(shape) - 3
 
@@ -72,8 +75,8 @@ def bias_add(x, bias, data_format="channels_last"):
     axis = _channel_axis(a.shape, data_format)
     if b.ndim != 1 or b.shape[0] != a.shape[axis]:
         raise ValueError(
-            f"bias must have shape ({a.shape[axis]},) (the channels of x, data_format={data_format!r}); "
-            f"received bias.shape={b.shape} for x.shape={a.shape}"
+            f"bias must have shape ({a.shape[axis]},), the channels of x with "
+            f"data_format={data_format!r}; received bias.shape={b.shape} for x.shape={a.shape}"
         )
     trailing = a.ndim - 1 - axis
     value = a + b.reshape(b.shape + (1,) * trailing)
@@ -97,21 +100,29 @@ def _pooling_op(forward, backward_function, x, pool_size, strides, padding, data
 
 def max_pool2d(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
     """Differentiable :func:`numconv.nn.max_pool2d` (gradient to each window's first maximum)."""
-    return _pooling_op(_nn.max_pool2d, _nn.max_pool2d_grad, x, pool_size, strides, padding, data_format)
+    return _pooling_op(
+        _nn.max_pool2d, _nn.max_pool2d_grad, x, pool_size, strides, padding, data_format
+    )
 
 
 def avg_pool2d(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
     """Differentiable :func:`numconv.nn.avg_pool2d`."""
-    return _pooling_op(_nn.avg_pool2d, _nn.avg_pool2d_grad, x, pool_size, strides, padding, data_format)
+    return _pooling_op(
+        _nn.avg_pool2d, _nn.avg_pool2d_grad, x, pool_size, strides, padding, data_format
+    )
 
 
 # -- cross-entropies -----------------------------------------------------------------
 def _float_logits(logits):
     z = _array(logits, "logits")
     if z.dtype.kind != "f":
-        raise TypeError(f"logits must be a floating-point tensor; received logits of dtype {z.dtype}")
+        raise TypeError(
+            f"logits must be a floating-point tensor; received logits of dtype {z.dtype}"
+        )
     if z.ndim == 0:
-        raise ValueError(f"logits must have a class axis (rank >= 1); received logits.shape={z.shape}")
+        raise ValueError(
+            f"logits must have a class axis (rank >= 1); received logits.shape={z.shape}"
+        )
     # Half precision would lose too much in exp/log: compute in float32.
     return z, (np.float32 if z.dtype == np.float16 else z.dtype)
 
@@ -141,12 +152,16 @@ def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
     y = _array(labels, "labels")
     if y.shape != z.shape:
         raise ValueError(
-            f"labels and logits must have the same shape; received labels.shape={y.shape}, logits.shape={z.shape}"
+            f"labels and logits must have the same shape; received labels.shape={y.shape}, "
+            f"logits.shape={z.shape}"
         )
     if y.dtype.kind not in "biuf":
         raise TypeError(f"labels must hold real numbers; received labels of dtype {y.dtype}")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -z.ndim <= axis < z.ndim:
-        raise ValueError(f"axis must be an integer in [-{z.ndim}, {z.ndim}); received axis={axis!r}")
+    integer = isinstance(axis, (int, np.integer)) and not isinstance(axis, bool)
+    if not integer or not -z.ndim <= axis < z.ndim:
+        raise ValueError(
+            f"axis must be an integer in [-{z.ndim}, {z.ndim}); received axis={axis!r}"
+        )
     z_work, y_work = z.astype(compute_dtype, copy=False), y.astype(compute_dtype, copy=False)
     log_probabilities = _log_softmax(z_work, axis)
     value = -np.sum(y_work * log_probabilities, axis=axis)
@@ -159,7 +174,8 @@ def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
         if needs[1]:
             # d/dz of -sum(y * (z - lse(z))) = softmax(z) * sum(y) - y
             total = np.sum(y_work, axis=axis, keepdims=True)
-            grad_logits = (grad * (np.exp(log_probabilities) * total - y_work)).astype(z.dtype, copy=False)
+            grad_logits = grad * (np.exp(log_probabilities) * total - y_work)
+            grad_logits = grad_logits.astype(z.dtype, copy=False)
         return grad_labels, grad_logits
 
     return record(value.astype(z.dtype, copy=False), (labels, logits), backward)
@@ -171,7 +187,9 @@ def _class_indices(labels, classes):
         whole = np.isfinite(y) & (y == np.round(y)) if y.size else np.ones(0, bool)
         if not np.all(whole):
             bad = y[~whole].ravel()[0]
-            raise ValueError(f"labels must be whole class indices; received labels containing {float(bad)!r}")
+            raise ValueError(
+                f"labels must be whole class indices; received labels containing {float(bad)!r}"
+            )
     elif y.dtype.kind not in "iub":
         raise TypeError(f"labels must be integer class indices; received labels of dtype {y.dtype}")
     indices = y.astype(np.int64)

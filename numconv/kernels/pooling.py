@@ -134,7 +134,9 @@ def avg_pool2d_parallel(x, out, pool_h, pool_w, stride_h, stride_w, pad_top, pad
 
 
 @kernel()
-def max_pool2d_grad_image(x, grad_out, grad_in, b, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left):
+def max_pool2d_grad_image(
+    x, grad_out, grad_in, b, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left
+):
     """Gradient of max pooling for image ``b``: each window's gradient goes to its first maximum."""
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = grad_out.shape[1], grad_out.shape[2]
@@ -182,17 +184,25 @@ def max_pool2d_grad_image(x, grad_out, grad_in, b, pool_h, pool_w, stride_h, str
 
 
 @kernel(parallel=False)
-def max_pool2d_grad_serial(x, grad_out, grad_in, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left):
+def max_pool2d_grad_serial(
+    x, grad_out, grad_in, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left
+):
     """Gradient of max pooling w.r.t. ``x`` into ``grad_in`` (shaped like ``x``), one thread."""
     for b in range(x.shape[0]):
-        max_pool2d_grad_image(x, grad_out, grad_in, b, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
+        max_pool2d_grad_image(
+            x, grad_out, grad_in, b, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left
+        )
 
 
 @kernel(parallel=True)
-def max_pool2d_grad_parallel(x, grad_out, grad_in, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left):
+def max_pool2d_grad_parallel(
+    x, grad_out, grad_in, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left
+):
     """Gradient of max pooling w.r.t. ``x`` into ``grad_in``, images in parallel."""
     for b in prange(x.shape[0]):
-        max_pool2d_grad_image(x, grad_out, grad_in, b, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
+        max_pool2d_grad_image(
+            x, grad_out, grad_in, b, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left
+        )
 
 
 @kernel()
@@ -245,7 +255,9 @@ def avg_pool2d_grad_row(grad_out, grad_in, tile, rows, cols):
 
 
 @kernel(parallel=False)
-def avg_pool2d_grad_serial(grad_out, grad_in, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left):
+def avg_pool2d_grad_serial(
+    grad_out, grad_in, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left
+):
     """Gradient of average pooling into ``grad_in`` (N, H, W, C), one thread."""
     rows = covering_windows(grad_in.shape[1], pool_h, stride_h, pad_top, grad_out.shape[1])
     cols = covering_windows(grad_in.shape[2], pool_w, stride_w, pad_left, grad_out.shape[2])
@@ -254,7 +266,9 @@ def avg_pool2d_grad_serial(grad_out, grad_in, pool_h, pool_w, stride_h, stride_w
 
 
 @kernel(parallel=True)
-def avg_pool2d_grad_parallel(grad_out, grad_in, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left):
+def avg_pool2d_grad_parallel(
+    grad_out, grad_in, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left
+):
     """Gradient of average pooling into ``grad_in`` (N, H, W, C), input rows in parallel."""
     rows = covering_windows(grad_in.shape[1], pool_h, stride_h, pad_top, grad_out.shape[1])
     cols = covering_windows(grad_in.shape[2], pool_w, stride_w, pad_left, grad_out.shape[2])

@@ -75,7 +75,8 @@ class _Plan:
             self.kernel_in_shape = (images * channels, height, width, 1)
             self.kernel_out_shape = (images * channels, out_h, out_w, 1)
             self.out_shape = self.batch_shape + (channels, out_h, out_w)
-        self.work = int(np.prod(self.kernel_out_shape, dtype=np.int64)) * self.pool[0] * self.pool[1]
+        outputs = int(np.prod(self.kernel_out_shape, dtype=np.int64))
+        self.work = outputs * self.pool[0] * self.pool[1]
 
     def to_kernel(self, array, shape):
         return np.ascontiguousarray(array.reshape(shape), dtype=self.compute_dtype)
@@ -95,7 +96,9 @@ def _pool(kernels, x, pool_size, strides, padding, data_format):
 def _check_grad_output(plan, grad_output):
     grad = np.asarray(grad_output)
     if grad.dtype.kind not in "biuf":
-        raise TypeError(f"grad_output must hold real numbers; received grad_output of dtype {grad.dtype}")
+        raise TypeError(
+            f"grad_output must hold real numbers; received grad_output of dtype {grad.dtype}"
+        )
     if grad.shape != plan.out_shape:
         raise ValueError(
             f"grad_output must have the pooling output's shape {plan.out_shape}; "
@@ -144,7 +147,9 @@ def avg_pool2d(x, pool_size, strides=None, padding="valid", data_format="channel
     )
 
 
-def max_pool2d_grad(x, grad_output, pool_size, strides=None, padding="valid", data_format="channels_last"):
+def max_pool2d_grad(
+    x, grad_output, pool_size, strides=None, padding="valid", data_format="channels_last"
+):
     """Gradient of :func:`max_pool2d` w.r.t. ``x``.
 
     Each window's gradient goes to the first maximum of the window in
@@ -173,7 +178,9 @@ def max_pool2d_grad(x, grad_output, pool_size, strides=None, padding="valid", da
     return grad_input.reshape(plan.x.shape).astype(plan.x.dtype, copy=False)
 
 
-def avg_pool2d_grad(x, grad_output, pool_size, strides=None, padding="valid", data_format="channels_last"):
+def avg_pool2d_grad(
+    x, grad_output, pool_size, strides=None, padding="valid", data_format="channels_last"
+):
     """Gradient of :func:`avg_pool2d` w.r.t. ``x``: each window spreads its gradient evenly.
 
     Same arguments and errors as :func:`max_pool2d_grad`.
