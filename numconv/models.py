@@ -18,6 +18,10 @@ from . import losses as _losses
 from . import optimizers as _optimizers
 from .autograd.tape import GradientTape
 from .autograd.tensor import as_array
+from .callbacks import CallbackList, History
+from .metrics import (  # noqa: F401  (accuracy functions re-exported for compatibility)
+    Mean, Metric, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
+)
 
 _model_name_counts = {}
 
@@ -71,138 +75,6 @@ def _format_shape(shape):
         return "?"
     return "(" + ", ".join("None" if size is None else str(size) for size in shape) + \
         ("," if len(shape) == 1 else "") + ")"
-
-
-# -- metrics ------------------------------------------------------------------------------
-# Each metric maps (y_true, y_pred) ndarrays to per-sample values; an epoch reports their mean.
-
-def _matched(y_true, y_pred):
-    """y_true reshaped like y_pred when they differ only by a trailing axis of size 1."""
-    if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1:] == (1,):
-        y_true = y_true.reshape(y_true.shape[:-1])
-    elif y_pred.ndim == y_true.ndim + 1 and y_pred.shape[-1:] == (1,):
-        y_pred = y_pred.reshape(y_pred.shape[:-1])
-    return y_true, y_pred
-
-
-def sparse_categorical_accuracy(y_true, y_pred):
-    """1.0 where ``argmax(y_pred, -1)`` equals the integer label, else 0.0."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.shape == y_pred.shape[:-1] + (1,):
-        y_true = y_true.reshape(y_true.shape[:-1])
-    return (np.argmax(y_pred, axis=-1) == y_true).astype(np.float64)
-
-
-def categorical_accuracy(y_true, y_pred):
-    """1.0 where ``argmax(y_pred, -1) == argmax(y_true, -1)``, else 0.0."""
-    hits = np.argmax(np.asarray(y_pred), axis=-1) == np.argmax(np.asarray(y_true), axis=-1)
-    return hits.astype(np.float64)
-
-
-def binary_accuracy(y_true, y_pred, threshold=0.5):
-    """Mean over the last axis of ``y_true == (y_pred > threshold)``."""
-    y_true, y_pred = _matched(np.asarray(y_true), np.asarray(y_pred))
-    hits = (y_true == (y_pred > threshold)).astype(np.float64)
-    return hits.mean(axis=-1) if hits.ndim > 1 else hits
-
-
-_NAMED_METRICS = {
-    "sparse_categorical_accuracy": sparse_categorical_accuracy,
-    "categorical_accuracy": categorical_accuracy,
-    "binary_accuracy": binary_accuracy,
-}
-
-
-def _accuracy_for(loss, y_true, y_pred):
-    """The accuracy variant Keras picks for ``loss`` (then by the label and prediction shapes)."""
-    if isinstance(loss, _losses.SparseCategoricalCrossentropy):
-        return sparse_categorical_accuracy
-    if isinstance(loss, _losses.BinaryCrossentropy):
-        threshold = 0.0 if loss.from_logits else 0.5
-        return lambda t, p: binary_accuracy(t, p, threshold)
-    if isinstance(loss, _losses.CategoricalCrossentropy):
-        return categorical_accuracy
-    if y_pred.shape[-1:] == (1,) or y_pred.ndim == 1:
-        return binary_accuracy
-    if y_true.ndim < y_pred.ndim or (y_true.shape[-1:] == (1,) and y_pred.shape[-1] > 1):
-        return sparse_categorical_accuracy
-    return categorical_accuracy
-
-
-class _Metric:
-    """A named running mean of per-sample values."""
-
-    def __init__(self, identifier, loss):
-        self.loss = loss
-        if isinstance(identifier, str):
-            self.name = identifier
-            key = identifier.lower()
-            if key in ("accuracy", "acc"):
-                self.function = None  # chosen on the first batch, from the loss and shapes
-            elif key in _NAMED_METRICS:
-                self.function = _NAMED_METRICS[key]
-            else:
-                try:
-                    loss_metric = _losses.get(identifier)
-                except ValueError:
-                    valid = ", ".join(
-                        ["accuracy", "acc", *sorted(_NAMED_METRICS), *_losses._registry.names()])
-                    raise ValueError(f"unknown metric {identifier!r}; valid names are: {valid}") from None
-                self.function = lambda t, p: loss_metric.call(t, p).numpy()
-        elif callable(identifier):
-            self.name = getattr(identifier, "__name__", type(identifier).__name__)
-            self.function = identifier
-        else:
-            raise TypeError(
-                f"metrics must be names or callables fn(y_true, y_pred); received metric={identifier!r:.80}"
-            )
-        self.reset()
-
-    def reset(self):
-        self.total = 0.0
-        self.count = 0
-
-    def update(self, y_true, y_pred):
-        if self.function is None:
-            self.function = _accuracy_for(self.loss, y_true, y_pred)
-        values = np.asarray(as_array(self.function(y_true, y_pred)), dtype=np.float64)
-        self.total += float(values.sum())
-        self.count += values.size
-
-    def result(self):
-        return self.total / self.count if self.count else 0.0
-
-
-class _Mean:
-    """Running mean of batch values weighted by batch size (Keras's loss tracker)."""
-
-    def __init__(self):
-        self.total, self.count = 0.0, 0
-
-    def update(self, value, weight):
-        self.total += float(value) * weight
-        self.count += weight
-
-    def result(self):
-        return self.total / self.count if self.count else 0.0
-
-
-class History:
-    """What ``fit`` returns: ``history`` maps each logged name to its per-epoch values."""
-
-    def __init__(self, model=None, params=None):
-        self.model = model
-        self.params = params or {}
-        self.epoch = []
-        self.history = {}
-
-    def append(self, epoch, logs):
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __repr__(self):
-        return f"<History epochs={len(self.epoch)} keys={sorted(self.history)}>"
 
 
 class Sequential:
@@ -538,13 +410,13 @@ class Sequential:
         elif not isinstance(metrics, (list, tuple)):
             raise TypeError(f"metrics must be a list of names or callables; received metrics={metrics!r:.80}")
         for identifier in metrics:
-            _Metric(identifier, loss)  # validates the names now rather than in fit
+            Metric(identifier, loss)  # validates the names now rather than in fit
         self.optimizer, self.loss = optimizer, loss
         self._metric_identifiers = list(metrics)
         self.compiled = True
 
     def _make_metrics(self):
-        return [_Metric(identifier, self.loss) for identifier in self._metric_identifiers]
+        return [Metric(identifier, self.loss) for identifier in self._metric_identifiers]
 
     def _require_compiled(self, what):
         if not self.compiled:
@@ -641,7 +513,7 @@ class Sequential:
                 f"validation_split must be a number in [0, 1); received validation_split={validation_split!r}")
         if seed is not None:
             _check_int(seed, "seed", 0)
-        callbacks = _Callbacks(callbacks, self)
+        callbacks = CallbackList(callbacks, self)
 
         validation = None
         if validation_data is not None:
@@ -667,7 +539,7 @@ class Sequential:
             callbacks.call("on_epoch_begin", epoch, {})
             order = rng.permutation(num_samples) if shuffle else np.arange(num_samples)
             metrics = self._make_metrics()
-            loss_mean = _Mean()
+            loss_mean = Mean()
             bar = _progress_bar(num_batches, f"Epoch {epoch + 1}/{epochs}", verbose == 1)
             started = time.perf_counter()
             try:
@@ -727,7 +599,7 @@ class Sequential:
         batch_size = _check_int(32 if batch_size is None else batch_size, "batch_size", 1)
         verbose = _check_verbose(verbose)
         metrics = self._make_metrics()
-        loss_mean = _Mean()
+        loss_mean = Mean()
         bar = _progress_bar(math.ceil(len(x) / batch_size), "Evaluate", verbose == 1)
         try:
             for start in range(0, len(x), batch_size):
@@ -778,26 +650,6 @@ class Sequential:
 
     def __repr__(self):
         return f"<Sequential name={self.name!r}, layers={[layer.name for layer in self._layers]}>"
-
-
-class _Callbacks:
-    """Calls the Keras-style hooks that each callback defines."""
-
-    def __init__(self, callbacks, model):
-        if callbacks is None:
-            callbacks = []
-        elif not isinstance(callbacks, (list, tuple)):
-            raise TypeError(f"callbacks must be a list; received callbacks={callbacks!r:.80}")
-        self.callbacks = list(callbacks)
-        for callback in self.callbacks:
-            if hasattr(callback, "set_model"):
-                callback.set_model(model)
-
-    def call(self, hook, *args):
-        for callback in self.callbacks:
-            method = getattr(callback, hook, None)
-            if method is not None:
-                method(*args)
 
 
 def _is_built(layer):
