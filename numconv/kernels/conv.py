@@ -32,7 +32,11 @@ Signatures::
 Each exists as a ``parallel=True`` build (the names above) and a serial build
 (``..._serial``) of the same loops; both give bit-identical results, whatever
 the thread count.  The kernels trust their arguments: shapes, dtypes and
-layouts are checked by :mod:`numconv.nn`, not here.  See docs/design.md.
+layouts are checked by :mod:`numconv.nn`, not here.
+
+From a user's ``@njit(cache=True)`` function, call the ``..._serial`` builds:
+a cached serial function calling a parallel one can crash when loaded from
+the cache before Numba's threads start (numba/numba#8578).  See docs/design.md.
 """
 
 import numpy as np
