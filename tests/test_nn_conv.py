@@ -450,3 +450,21 @@ def test_array_likes_lists_and_tensors_are_accepted():
     x = [[[[1.0], [2.0]], [[3.0], [4.0]]]]
     kernel = Tensor(np.ones((2, 2, 1, 1)))
     np.testing.assert_array_equal(nn.conv2d(x, kernel, bias=[0.5]), [[[[10.5]]]])
+
+
+def test_warmup_compiles_every_kernel_for_the_requested_dtypes():
+    import numconv
+
+    assert numconv.warmup() is None
+    assert numconv.warmup("float16") is None  # float16 uses the float32 kernels
+    serial_and_parallel = [
+        getattr(conv_kernels, prefix + job + suffix)
+        for prefix in ("conv2d", "depthwise_conv2d")
+        for job in ("_forward", "_grad_input", "_grad_kernel")
+        for suffix in ("", "_serial")
+    ] + [conv_kernels.conv2d_grad_bias, conv_kernels.conv2d_grad_bias_serial]
+    for dispatcher in serial_and_parallel:
+        dtypes = {signature[0].dtype.name for signature in dispatcher.signatures}
+        assert dtypes == {"float32", "float64"}, dispatcher.__name__
+    with pytest.raises(ValueError, match=r"received dtypes=\('float32', 'int8'\)"):
+        numconv.warmup(("float32", "int8"))
