@@ -27,7 +27,7 @@ _NAMES = {
     "Sequential": "models",
     "conv2d": "nn",
     "conv2d_grads": "nn",
-    "warmup": "warmup",
+    "warmup": "_warmup",
     "set_num_threads": "runtime",
     "get_num_threads": "runtime",
     "num_threads": "runtime",
