@@ -7,6 +7,9 @@ import numbers
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
+# Kernels take sizes as int64; anything larger cannot describe a real array.
+MAX_SIZE = 2**62
+
 
 def check_positive_int(value, name, allow_zero=False):
     """Return ``value`` as an int, refusing bools, floats, NaN and out-of-range values."""
@@ -16,6 +19,8 @@ def check_positive_int(value, name, allow_zero=False):
     if value < 0 or (value == 0 and not allow_zero):
         bound = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{name} must be a {bound} integer; received {name}={value!r}")
+    if value > MAX_SIZE:
+        raise ValueError(f"{name} must be at most 2**62; received {name}={value!r}")
     return value
 
 
@@ -41,6 +46,8 @@ def normalize_tuple(value, n, name, allow_zero=False):
         if item < 0 or (item == 0 and not allow_zero):
             bound = "non-negative" if allow_zero else "positive"
             raise ValueError(f"{name} values must be {bound}; received {name}={value!r}")
+        if item > MAX_SIZE:
+            raise ValueError(f"{name} values must be at most 2**62; received {name}={value!r}")
     return tuple(int(item) for item in items)
 
 
@@ -82,7 +89,7 @@ def normalize_padding(padding):
         for pad in pair:
             if isinstance(pad, bool) or not isinstance(pad, numbers.Integral):
                 raise TypeError(message)
-            if pad < 0:
+            if pad < 0 or pad > MAX_SIZE:
                 raise ValueError(message)
         sides.append((int(pair[0]), int(pair[1])))
     return tuple(sides)

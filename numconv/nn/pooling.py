@@ -12,18 +12,39 @@ of real pixels in it, as TensorFlow does.  float16 is computed in float32.
 import numpy as np
 
 from .. import runtime
+from .._memory import allocate, check_request
 from .._arguments import normalize_data_format, normalize_tuple, resolve_padding
 from ..kernels import pooling as _kernels
 
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_REAL_DTYPES = _FLOAT_DTYPES + tuple(
+    np.dtype(code) for code in np.typecodes["AllInteger"] + "?"
+)
+
+
+def _describe(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _real_array(value, name, accepted):
+    """``np.asarray(value)``, refusing None, ragged nests and dtypes not in ``accepted`` by name."""
+    if value is None:
+        raise TypeError(f"{name} must be an array of real numbers; received {name}=None")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:  # ragged nests, objects refusing conversion
+        raise TypeError(
+            f"{name} must be an array of real numbers; received {name}={_describe(value)}"
+        ) from error
+    if array.dtype not in accepted:
+        kinds = "float16, float32 or float64" if accepted is _FLOAT_DTYPES else "real numbers"
+        raise TypeError(f"{name} must hold {kinds}; received {name} of dtype {array.dtype}")
+    return array
 
 
 def _check_input(x):
-    array = np.asarray(x)
-    if array.dtype not in _FLOAT_DTYPES:
-        raise TypeError(
-            f"x must be a float16, float32 or float64 array; received x of dtype {array.dtype}"
-        )
+    array = _real_array(x, "x", _FLOAT_DTYPES)
     if array.ndim < 4:
         raise ValueError(
             "x must have rank >= 4 (batch dims, two spatial dims and a channel dim); "
@@ -63,7 +84,7 @@ class _Plan:
             )
         self.pad_top, self.pad_left = pads[0][0], pads[1][0]
         self.channels, self.out_h, self.out_w = channels, out_h, out_w
-        self.compute_dtype = np.float32 if self.x.dtype == np.float16 else self.x.dtype
+        self.compute_dtype = np.dtype(np.float32 if self.x.dtype == np.float16 else self.x.dtype)
         images = int(np.prod(self.batch_shape, dtype=np.int64))
         # channels_first pools every (height, width) plane on its own: one plane
         # is one single-channel image of the channels_last kernels.
@@ -81,30 +102,43 @@ class _Plan:
     def to_kernel(self, array, shape):
         return np.ascontiguousarray(array.reshape(shape), dtype=self.compute_dtype)
 
+    def check_memory(self, what, arrays):
+        """Fail before allocating anything if the kernel-side copies and results cannot fit.
+
+        ``arrays`` are (array or None, kernel shape) pairs: an array that is
+        already C-contiguous in the compute dtype is passed without a copy;
+        None stands for a new result array.
+        """
+        itemsize = self.compute_dtype.itemsize
+        nbytes = 0
+        for array, shape in arrays:
+            if array is None or not (
+                array.flags.c_contiguous and array.dtype == self.compute_dtype
+            ):
+                nbytes += int(np.prod(shape, dtype=object)) * itemsize
+        check_request(nbytes, f"{what} on x with shape {self.x.shape} and dtype {self.x.dtype}")
+
     def geometry(self):
         return (*self.pool, *self.strides, self.pad_top, self.pad_left)
 
 
-def _pool(kernels, x, pool_size, strides, padding, data_format):
+def _pool(what, kernels, x, pool_size, strides, padding, data_format):
     plan = _Plan(x, pool_size, strides, padding, data_format)
+    plan.check_memory(what, [(plan.x, plan.kernel_in_shape), (None, plan.kernel_out_shape)])
     x_kernel = plan.to_kernel(plan.x, plan.kernel_in_shape)
-    out = np.empty(plan.kernel_out_shape, dtype=plan.compute_dtype)
+    out = allocate(plan.kernel_out_shape, plan.compute_dtype, what)
     runtime.run(*kernels, plan.work, x_kernel, out, *plan.geometry())
     return out.reshape(plan.out_shape).astype(plan.x.dtype, copy=False)
 
 
 def _check_grad_output(plan, grad_output):
-    grad = np.asarray(grad_output)
-    if grad.dtype.kind not in "biuf":
-        raise TypeError(
-            f"grad_output must hold real numbers; received grad_output of dtype {grad.dtype}"
-        )
+    grad = _real_array(grad_output, "grad_output", _REAL_DTYPES)
     if grad.shape != plan.out_shape:
         raise ValueError(
             f"grad_output must have the pooling output's shape {plan.out_shape}; "
             f"received grad_output.shape={grad.shape}"
         )
-    return plan.to_kernel(grad, plan.kernel_out_shape)
+    return grad
 
 
 def max_pool2d(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
@@ -130,7 +164,7 @@ def max_pool2d(x, pool_size, strides=None, padding="valid", data_format="channel
         not fit with "valid".
     """
     return _pool(
-        (_kernels.max_pool2d_serial, _kernels.max_pool2d_parallel),
+        "max_pool2d", (_kernels.max_pool2d_serial, _kernels.max_pool2d_parallel),
         x, pool_size, strides, padding, data_format,
     )
 
@@ -142,7 +176,7 @@ def avg_pool2d(x, pool_size, strides=None, padding="valid", data_format="channel
     overlapping the padding averages its real pixels only.
     """
     return _pool(
-        (_kernels.avg_pool2d_serial, _kernels.avg_pool2d_parallel),
+        "avg_pool2d", (_kernels.avg_pool2d_serial, _kernels.avg_pool2d_parallel),
         x, pool_size, strides, padding, data_format,
     )
 
@@ -169,8 +203,13 @@ def max_pool2d_grad(
     """
     plan = _Plan(x, pool_size, strides, padding, data_format)
     grad = _check_grad_output(plan, grad_output)
+    plan.check_memory("max_pool2d_grad", [
+        (plan.x, plan.kernel_in_shape), (grad, plan.kernel_out_shape),
+        (None, plan.kernel_in_shape),
+    ])
     x_kernel = plan.to_kernel(plan.x, plan.kernel_in_shape)
-    grad_input = np.empty(plan.kernel_in_shape, dtype=plan.compute_dtype)
+    grad = plan.to_kernel(grad, plan.kernel_out_shape)
+    grad_input = allocate(plan.kernel_in_shape, plan.compute_dtype, "max_pool2d_grad")
     runtime.run(
         _kernels.max_pool2d_grad_serial, _kernels.max_pool2d_grad_parallel, plan.work,
         x_kernel, grad, grad_input, *plan.geometry(),
@@ -187,7 +226,11 @@ def avg_pool2d_grad(
     """
     plan = _Plan(x, pool_size, strides, padding, data_format)
     grad = _check_grad_output(plan, grad_output)
-    grad_input = np.empty(plan.kernel_in_shape, dtype=plan.compute_dtype)
+    plan.check_memory("avg_pool2d_grad", [
+        (grad, plan.kernel_out_shape), (None, plan.kernel_in_shape),
+    ])
+    grad = plan.to_kernel(grad, plan.kernel_out_shape)
+    grad_input = allocate(plan.kernel_in_shape, plan.compute_dtype, "avg_pool2d_grad")
     runtime.run(
         _kernels.avg_pool2d_grad_serial, _kernels.avg_pool2d_grad_parallel, plan.work,
         grad, grad_input, *plan.geometry(),
