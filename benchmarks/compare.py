@@ -94,11 +94,12 @@ def matmul_gflops(dtype, size=2048, repeat=3):
 
 
 def _short_error(error):
-    text = str(error).strip().splitlines()
-    message = text[-1] if text else ""
-    # TensorFlow prefixes messages with "{{function_node ...}} "; keep the reason.
+    message = str(error).strip()
+    # TensorFlow wraps the reason: "{{function_node ...}} REASON [[node ...]] [Op:...]".
     if "}}" in message:
-        message = message.split("}}", 1)[1].strip()
+        message = message.split("}}", 1)[1]
+    message = message.split("[[", 1)[0].strip()
+    message = message.splitlines()[0] if message else ""
     return f"{type(error).__name__}: {message}"[:120]
 
 
@@ -323,7 +324,7 @@ def run_worker(peer, args):
             saved = {}
             for pass_name, result in outputs.items():
                 for index, array in enumerate(result or ()):
-                    saved[f"{pass_name}_{index}"] = np.asarray(array)
+                    saved[f"{pass_name}__{index}"] = np.asarray(array)
             np.savez(os.path.join(args.worker_dir, f"{dtype}_{name}.npz"), **saved)
             print(f"  {peer} {dtype} {name} done", file=sys.stderr, flush=True)
     with open(os.path.join(args.worker_dir, "times.json"), "w", encoding="utf-8") as handle:
@@ -355,10 +356,10 @@ def run_peer_elsewhere(peer, python, args, results):
                 case = SHAPES[name]
                 with np.load(os.path.join(folder, f"{dtype}_{name}.npz")) as saved:
                     for pass_name in REPORTED_PASSES:
-                        keys = sorted(k for k in saved.files if k.startswith(pass_name + "_"))
-                        if not keys or results.times[(peer, dtype, pass_name, name)][0] is None:
+                        count = sum(k.startswith(pass_name + "__") for k in saved.files)
+                        if not count or results.times[(peer, dtype, pass_name, name)][0] is None:
                             continue
-                        peer_output = [saved[f"{pass_name}_{i}"] for i in range(len(keys))]
+                        peer_output = [saved[f"{pass_name}__{i}"] for i in range(count)]
                         reference = _numconv_outputs(numconv, case, dtype, pass_name)
                         if reference is not None:
                             results.verification[(peer, dtype, pass_name, name)] = compare_outputs(
