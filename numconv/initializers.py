@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 
 from . import config
+from ._memory import check_request
 from ._registry import Registry
 
 _registry = Registry("initializer")
@@ -54,6 +55,16 @@ def _check_shape(shape):
                 f"shape entries must be positive integers; received shape={shape!r}"
             )
     return tuple(int(entry) for entry in entries)
+
+
+def _check_size(shape, dtype):
+    """MemoryError with the byte count before drawing a weight that cannot fit in memory."""
+    # Random draws are float64 before the cast: that is the peak request.
+    check_request(
+        math.prod(shape) * max(dtype.itemsize, 8),
+        f"initializing a weight of shape {shape} and dtype {dtype}",
+    )
+    return shape, dtype
 
 
 def _check_dtype(dtype, float_only):
@@ -155,7 +166,7 @@ class Zeros(Initializer):
     """All zeros."""
 
     def __call__(self, shape, dtype=None):
-        return np.zeros(_check_shape(shape), dtype=_check_dtype(dtype, float_only=False))
+        return np.zeros(*_check_size(_check_shape(shape), _check_dtype(dtype, float_only=False)))
 
 
 @_registry.register("Ones", "ones", "one")
@@ -163,7 +174,7 @@ class Ones(Initializer):
     """All ones."""
 
     def __call__(self, shape, dtype=None):
-        return np.ones(_check_shape(shape), dtype=_check_dtype(dtype, float_only=False))
+        return np.ones(*_check_size(_check_shape(shape), _check_dtype(dtype, float_only=False)))
 
 
 @_registry.register("Constant", "constant")
@@ -178,8 +189,7 @@ class Constant(Initializer):
         self._array = array
 
     def __call__(self, shape, dtype=None):
-        shape = _check_shape(shape)
-        dtype = _check_dtype(dtype, float_only=False)
+        shape, dtype = _check_size(_check_shape(shape), _check_dtype(dtype, float_only=False))
         try:
             return np.array(np.broadcast_to(self._array.astype(dtype), shape))
         except ValueError:
@@ -204,7 +214,7 @@ class RandomNormal(_Seeded):
         self.stddev = _check_number(stddev, "stddev", minimum=0.0)
 
     def __call__(self, shape, dtype=None):
-        shape, dtype = _check_shape(shape), _check_dtype(dtype, float_only=True)
+        shape, dtype = _check_size(_check_shape(shape), _check_dtype(dtype, float_only=True))
         values = self._rng().normal(self.mean, self.stddev, shape)
         return np.asarray(values, dtype=dtype)
 
@@ -226,7 +236,7 @@ class RandomUniform(_Seeded):
             )
 
     def __call__(self, shape, dtype=None):
-        shape, dtype = _check_shape(shape), _check_dtype(dtype, float_only=True)
+        shape, dtype = _check_size(_check_shape(shape), _check_dtype(dtype, float_only=True))
         return np.asarray(self._rng().uniform(self.minval, self.maxval, shape), dtype=dtype)
 
     def get_config(self):
@@ -243,7 +253,7 @@ class TruncatedNormal(_Seeded):
         self.stddev = _check_number(stddev, "stddev", minimum=0.0)
 
     def __call__(self, shape, dtype=None):
-        shape, dtype = _check_shape(shape), _check_dtype(dtype, float_only=True)
+        shape, dtype = _check_size(_check_shape(shape), _check_dtype(dtype, float_only=True))
         samples = _truncated_standard_normal(self._rng(), shape)
         return np.asarray(self.mean + self.stddev * samples, dtype=dtype)
 
@@ -289,7 +299,7 @@ class VarianceScaling(_Seeded):
             self.distribution = "truncated_normal"
 
     def __call__(self, shape, dtype=None):
-        shape, dtype = _check_shape(shape), _check_dtype(dtype, float_only=True)
+        shape, dtype = _check_size(_check_shape(shape), _check_dtype(dtype, float_only=True))
         fan_in, fan_out = compute_fans(shape)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         variance = self.scale / max(1.0, fan)
@@ -377,7 +387,7 @@ class Orthogonal(_Seeded):
         self.gain = _check_number(gain, "gain")
 
     def __call__(self, shape, dtype=None):
-        shape, dtype = _check_shape(shape), _check_dtype(dtype, float_only=True)
+        shape, dtype = _check_size(_check_shape(shape), _check_dtype(dtype, float_only=True))
         if len(shape) < 2:
             raise ValueError(
                 "orthogonal initialization needs a shape of at least 2 dimensions; "
@@ -404,7 +414,7 @@ class Identity(Initializer):
         self.gain = _check_number(gain, "gain")
 
     def __call__(self, shape, dtype=None):
-        shape, dtype = _check_shape(shape), _check_dtype(dtype, float_only=False)
+        shape, dtype = _check_size(_check_shape(shape), _check_dtype(dtype, float_only=False))
         if len(shape) != 2:
             raise ValueError(
                 f"identity initialization needs a 2-D shape; received shape={shape!r}"

@@ -254,8 +254,14 @@ class Sequential:
         ValueError
             If the count or a shape differs (nothing is assigned then).
         """
+        from .layers.base import _numeric_weight, _weight_list
+
         targets = self.weights
-        arrays = [np.asarray(as_array(value)) for value in weights]
+        weights = _weight_list(weights, f"set_weights of model {self.name!r}")
+        arrays = [
+            _numeric_weight(value, targets[index].name if index < len(targets) else f"#{index}")
+            for index, value in enumerate(weights)
+        ]
         expected = [tuple(variable.shape) for variable in targets]
         received = [array.shape for array in arrays]
         if expected != received:
@@ -297,8 +303,9 @@ class Sequential:
         """
         filepath = self._check_npz_path(filepath)
         self._require_built("load_weights()")
-        with np.load(filepath, allow_pickle=False) as archive:
-            stored = {key: archive[key] for key in archive.files}
+        from .layers.base import _numeric_weight, load_npz
+
+        stored = load_npz(filepath, f"model {self.name!r}")
         variables = [v for layer in self._layers for v in layer.weights]
         problems = []
         for key, variable in zip(self._weight_keys(), variables):
@@ -311,8 +318,11 @@ class Sequential:
                 f"cannot load weights of model {self.name!r} from {filepath!r}: " + "; ".join(problems)
                 + f"; the file holds {sorted(stored)}"
             )
-        for key, variable in zip(self._weight_keys(), variables):
-            variable.assign(stored[key])
+        arrays = [
+            _numeric_weight(stored[key], f"{key} in {filepath}") for key in self._weight_keys()
+        ]
+        for variable, array in zip(variables, arrays):
+            variable.assign(array)
 
     @staticmethod
     def _check_npz_path(filepath):

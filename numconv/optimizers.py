@@ -106,7 +106,13 @@ class Optimizer:
             If a gradient's shape differs from its variable's, or if every
             gradient is None.
         """
-        pairs = list(grads_and_vars)
+        try:
+            pairs = list(grads_and_vars)
+        except TypeError:
+            raise TypeError(
+                "grads_and_vars must be an iterable of (gradient, variable) pairs; "
+                f"received grads_and_vars={grads_and_vars!r:.80}"
+            ) from None
         checked = []
         for pair in pairs:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -119,7 +125,10 @@ class Optimizer:
                 raise TypeError(f"variables must be numconv Variables; received variable={variable!r:.80}")
             if grad is None:
                 continue
-            grad = np.asarray(as_array(grad))
+            try:
+                grad = np.asarray(as_array(grad))
+            except (TypeError, ValueError):  # ragged nests
+                grad = np.asarray(None)
             if grad.dtype.kind not in "biuf":
                 raise TypeError(
                     f"the gradient of variable {variable.name!r} must hold real numbers; "

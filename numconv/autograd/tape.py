@@ -173,7 +173,16 @@ class GradientTape:
             if gradient is None:
                 seed = np.ones_like(value)
             else:
-                seed = np.asarray(as_array(gradient), dtype=value.dtype)
+                try:
+                    seed = np.asarray(as_array(gradient))
+                except (TypeError, ValueError):  # ragged nests
+                    seed = np.asarray(None)
+                if seed.dtype.kind not in ("biufc" if value.dtype.kind == "c" else "biuf"):
+                    raise TypeError(
+                        "output_gradients must hold real numbers; received "
+                        f"output_gradients={gradient!r:.80} (dtype {seed.dtype})"
+                    )
+                seed = seed.astype(value.dtype if value.dtype.kind in "fc" else np.float32)
                 if seed.shape != value.shape:
                     raise ValueError(
                         f"output_gradients must have the target's shape {value.shape}; "

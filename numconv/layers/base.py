@@ -9,6 +9,7 @@ raises leaves the layer exactly as it was before the call.
 
 import functools
 import inspect
+import math
 import numbers
 import os
 import re
@@ -81,6 +82,70 @@ def _normalize_input_shape(input_shape):
     return tuple(None if size is None else int(size) for size in input_shape)
 
 
+def _weight_shape(shape, name):
+    """A weight shape as a tuple of non-negative ints; ValueError/TypeError naming it."""
+    try:
+        sizes = tuple(shape)
+    except TypeError:
+        raise TypeError(
+            f"shape of weight {name!r} must be a tuple of integers; received shape={shape!r}"
+        ) from None
+    for size in sizes:
+        if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral):
+            raise TypeError(
+                f"shape of weight {name!r} must be a tuple of integers; received shape={shape!r}"
+            )
+        if size < 0:
+            raise ValueError(
+                f"shape of weight {name!r} must hold non-negative integers; "
+                f"received shape={shape!r}"
+            )
+    return tuple(int(size) for size in sizes)
+
+
+def _weight_list(weights, what):
+    """``weights`` as a list; TypeError naming it when it is not a sequence of arrays."""
+    if weights is None or isinstance(weights, (str, bytes, np.ndarray, Tensor)) or \
+            not hasattr(weights, "__iter__"):
+        raise TypeError(
+            f"{what} expects a list of arrays; received weights={weights!r:.80}"
+        )
+    return list(weights)
+
+
+def _numeric_weight(value, label):
+    """``value`` as an ndarray of real numbers; TypeError naming the weight otherwise."""
+    if value is None:
+        raise TypeError(f"weights must be numeric arrays; received None for weight {label!r}")
+    try:
+        array = np.asarray(as_array(value))
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"weights must be numeric arrays; received {value!r:.80} for weight {label!r}"
+        ) from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"weights must be numeric arrays; received an array of dtype {array.dtype} "
+            f"for weight {label!r}"
+        )
+    return array
+
+
+def load_npz(path, owner):
+    """The arrays of an .npz weights file as a dict; ValueError naming the file if unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not an .npz archive of named arrays")
+            return {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(
+            f"cannot load weights of {owner} from {path!r}: not a readable .npz file ({error})"
+        ) from error
+
+
 def shape_tuple(shape):
     """A shape argument as a tuple of ints or None."""
     if isinstance(shape, (Tensor, np.ndarray)):
@@ -91,6 +156,13 @@ def shape_tuple(shape):
         raise TypeError(
             f"input_shape must be a tuple of integers or None; received input_shape={shape!r}"
         ) from None
+
+
+def _shape_or_none(value):
+    try:
+        return tuple(np.shape(as_array(value)))
+    except (TypeError, ValueError):
+        return None
 
 
 class Layer:
@@ -177,9 +249,16 @@ class Layer:
         from .. import constraints as _constraints
         from .. import initializers as _initializers
 
+        from .._memory import check_request
+
         dtype = self.dtype if dtype is None else normalize_dtype(dtype)
-        shape = tuple(int(size) for size in shape)
+        shape = _weight_shape(shape, name)
         init = _initializers.get(initializer if initializer is not None else "zeros")
+        # Random initializers draw float64 before casting: that is the peak request.
+        check_request(
+            math.prod(shape) * max(np.dtype(dtype).itemsize, 8),
+            f"weight {name!r} of layer {self.name!r} with shape {shape} and dtype {dtype}",
+        )
         value = np.asarray(as_array(init(shape, dtype=dtype)), dtype=dtype)
         if value.shape != shape:
             raise ValueError(
@@ -260,29 +339,24 @@ class Layer:
             If the count or a shape differs (nothing is assigned then).
         """
         targets = self.weights
-        weights = list(weights)
+        weights = _weight_list(weights, f"set_weights of layer {self.name!r}")
         expected = [tuple(variable.shape) for variable in targets]
         if len(weights) != len(targets):
-            received = [tuple(np.shape(as_array(value))) for value in weights]
+            received = [_shape_or_none(value) for value in weights]
             raise ValueError(
                 f"layer {self.name!r} expects {len(targets)} weight arrays with shapes {expected}; "
                 f"received {len(weights)} arrays with shapes {received}"
             )
         arrays = []
         for variable, value in zip(targets, weights):
-            array = np.asarray(as_array(value))
+            array = _numeric_weight(value, variable.name)
             if array.shape != tuple(variable.shape):
-                received = [tuple(np.shape(as_array(item))) for item in weights]
+                received = [_shape_or_none(item) for item in weights]
                 raise ValueError(
                     f"layer {self.name!r} weight {variable.name!r} has shape "
                     f"{tuple(variable.shape)} "
                     f"but the provided array has shape {array.shape}; expected shapes {expected}, "
                     f"received shapes {received}"
-                )
-            if array.dtype.kind not in "biuf":
-                raise TypeError(
-                    f"weights must be numeric arrays; received an array of dtype {array.dtype} "
-                    f"for weight {variable.name!r}"
                 )
             arrays.append(array)
         for variable, array in zip(targets, arrays):
@@ -308,11 +382,13 @@ class Layer:
             If an array is missing or mis-shaped; the weights are unchanged then.
         """
         self._require_built("load_weights()")
-        path = os.fspath(path)
+        try:
+            path = os.fspath(path)
+        except TypeError:
+            raise TypeError(f"path must be a file path; received path={path!r:.80}") from None
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
             path = path + ".npz"
-        with np.load(path, allow_pickle=False) as archive:
-            stored = {key: archive[key] for key in archive.files}
+        stored = load_npz(path, f"layer {self.name!r}")
         problems = []
         for name, variable in zip(self._weight_names, self._weights):
             if name not in stored:
@@ -328,8 +404,11 @@ class Layer:
                 + "; ".join(problems)
                 + f"; the file holds {sorted(stored)}"
             )
-        for name, variable in zip(self._weight_names, self._weights):
-            variable.assign(stored[name])
+        arrays = [
+            _numeric_weight(stored[name], f"{name} in {path}") for name in self._weight_names
+        ]
+        for variable, array in zip(self._weights, arrays):
+            variable.assign(array)
 
     # -- config -----------------------------------------------------------------------
     def get_config(self):
@@ -395,7 +474,13 @@ class Layer:
         if isinstance(inputs, Tensor):
             array = as_array(inputs)
         else:
-            array = np.asarray(inputs)
+            try:
+                array = np.asarray(inputs)
+            except (TypeError, ValueError):  # ragged nests, objects refusing conversion
+                raise TypeError(
+                    f"inputs of layer {self.name!r} must be an array of real numbers; "
+                    f"received inputs={inputs!r:.80}"
+                ) from None
         if array.dtype.kind not in "biuf":
             raise TypeError(
                 f"inputs of layer {self.name!r} must hold real numbers; received an array of dtype "
