@@ -52,7 +52,12 @@ def _as_data(value, name):
     """A NumPy array of samples (first axis), refusing None and non-numeric data."""
     if value is None:
         raise ValueError(f"{name} must be an array of samples; received {name}=None")
-    array = np.asarray(as_array(value))
+    try:
+        array = np.asarray(as_array(value))
+    except (TypeError, ValueError):  # ragged nests, objects refusing conversion
+        raise TypeError(
+            f"{name} must be an array of real numbers; received {name}={value!r:.80}"
+        ) from None
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers; received an array of dtype {array.dtype}")
     if array.ndim == 0:

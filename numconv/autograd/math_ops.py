@@ -48,7 +48,12 @@ def _operand(value, name):
         return value
     if value is None:
         raise TypeError(f"{name} must be a Tensor, an array or a number; received {name}=None")
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nests, objects refusing conversion
+        raise TypeError(
+            f"{name} must be a Tensor, an array or a number; received {name}={_short(value)}"
+        ) from None
     if array.dtype.kind in "OSUVMm":
         raise TypeError(
             f"{name} must hold numbers; received an array of dtype {array.dtype} "
