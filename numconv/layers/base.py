@@ -134,9 +134,10 @@ def _numeric_weight(value, label):
 def load_npz(path, owner):
     """The arrays of an .npz weights file as a dict; ValueError naming the file if unreadable."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz archive of named arrays")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not an .npz archive of named arrays")
+        with archive:
             return {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise
