@@ -68,6 +68,36 @@ def reduction_chunks(rows, partial_elements):
 
 
 @jit.kernel()
+def _valid_taps(o, stride, dilation, pad, kernel_size, size):
+    """[first, stop) of the taps k whose input o * stride + k * dilation - pad is in [0, size)."""
+    start = o * stride - pad
+    first = 0
+    if start < 0:
+        first = min((-start + dilation - 1) // dilation, kernel_size)
+    last = size - 1 - start
+    stop = 0 if last < 0 else min(last // dilation + 1, kernel_size)
+    return first, max(stop, first)
+
+
+@jit.kernel()
+def _window_terms(term_x, term_w, kh_first, kh_stop, kw_first, kw_stop, group_channels,
+                  dilation_h, dilation_w, width, channels, kernel_w):
+    """Fill the (kh, kw, c) terms of a window, in summation order; returns their count.
+
+    term_x: offset of the term's input value from the window's first pixel in the
+    flattened image; term_w: the term's row in the kernel seen as (KH*KW*Cg, F).
+    """
+    count = 0
+    for kh in range(kh_first, kh_stop):
+        for kw in range(kw_first, kw_stop):
+            for c in range(group_channels):
+                term_x[count] = (kh * dilation_h * width + kw * dilation_w) * channels + c
+                term_w[count] = (kh * kernel_w + kw) * group_channels + c
+                count += 1
+    return count
+
+
+@jit.kernel()
 def _forward_row(x, weights, bias, out, n, oh, stride_h, stride_w, dilation_h, dilation_w,
                  pad_top, pad_left):
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
@@ -75,30 +105,99 @@ def _forward_row(x, weights, bias, out, n, oh, stride_h, stride_w, dilation_h, d
     out_w = out.shape[2]
     groups = channels // group_channels
     group_filters = filters // groups
-    acc = np.empty(group_filters, dtype=out.dtype)
-    for ow in range(out_w):
-        for g in range(groups):
-            channel0 = g * group_channels
-            filter0 = g * group_filters
-            acc[:] = 0.0
-            for kh in range(kernel_h):
-                ih = oh * stride_h + kh * dilation_h - pad_top
-                if ih < 0 or ih >= height:
-                    continue
-                for kw in range(kernel_w):
-                    iw = ow * stride_w + kw * dilation_w - pad_left
-                    if iw < 0 or iw >= width:
-                        continue
-                    x_pixel = x[n, ih, iw, channel0:channel0 + group_channels]
-                    for c in range(group_channels):
-                        value = x_pixel[c]
-                        weight_row = weights[kh, kw, c, filter0:filter0 + group_filters]
-                        for f in range(group_filters):
-                            acc[f] += value * weight_row[f]
-            out_pixel = out[n, oh, ow, filter0:filter0 + group_filters]
+    # The terms of a window are a flat list consumed four at a time, so each pass
+    # over a pixel's accumulator row adds four products (a quarter of the loads and
+    # stores), and four pixels share each kernel row loaded.
+    term_x = np.empty(kernel_h * kernel_w * group_channels, dtype=np.int64)
+    term_w = np.empty(kernel_h * kernel_w * group_channels, dtype=np.int64)
+    x_image = x[n].reshape(height * width * channels)
+    w_rows = weights.reshape((kernel_h * kernel_w * group_channels, filters))
+    acc = np.empty((4, group_filters), dtype=out.dtype)
+    acc0, acc1, acc2, acc3 = acc[0], acc[1], acc[2], acc[3]
+    kh_first, kh_stop = _valid_taps(oh, stride_h, dilation_h, pad_top, kernel_h, height)
+    row_base = (oh * stride_h + kh_first * dilation_h - pad_top) * width * channels \
+        - kh_first * dilation_h * width * channels
+    step = stride_w * channels
+    for g in range(groups):
+        channel0 = g * group_channels
+        filter0 = g * group_filters
+        terms_kw = (-1, -1)
+        terms = 0
+        ow = 0
+        while ow < out_w:
+            kw_first, kw_stop = _valid_taps(ow, stride_w, dilation_w, pad_left, kernel_w, width)
+            if (kw_first, kw_stop) != terms_kw:
+                terms = _window_terms(term_x, term_w, kh_first, kh_stop, kw_first, kw_stop,
+                                      group_channels, dilation_h, dilation_w, width, channels,
+                                      kernel_w)
+                terms_kw = (kw_first, kw_stop)
+            block = 1
+            if ow + 3 < out_w:
+                if _valid_taps(ow + 3, stride_w, dilation_w, pad_left, kernel_w,
+                               width) == terms_kw:
+                    block = 4  # the valid taps range shrinks only at the borders
+            base = row_base + (ow * stride_w - pad_left) * channels + channel0
+            acc0[:] = 0.0
+            t = 0
+            if block == 4:
+                acc1[:] = 0.0
+                acc2[:] = 0.0
+                acc3[:] = 0.0
+                while t + 4 <= terms:
+                    w0 = w_rows[term_w[t], filter0:filter0 + group_filters]
+                    w1 = w_rows[term_w[t + 1], filter0:filter0 + group_filters]
+                    w2 = w_rows[term_w[t + 2], filter0:filter0 + group_filters]
+                    w3 = w_rows[term_w[t + 3], filter0:filter0 + group_filters]
+                    i0, i1 = base + term_x[t], base + term_x[t + 1]
+                    i2, i3 = base + term_x[t + 2], base + term_x[t + 3]
+                    a0, a1, a2, a3 = x_image[i0], x_image[i1], x_image[i2], x_image[i3]
+                    b0, b1 = x_image[i0 + step], x_image[i1 + step]
+                    b2, b3 = x_image[i2 + step], x_image[i3 + step]
+                    c0, c1 = x_image[i0 + 2 * step], x_image[i1 + 2 * step]
+                    c2, c3 = x_image[i2 + 2 * step], x_image[i3 + 2 * step]
+                    d0, d1 = x_image[i0 + 3 * step], x_image[i1 + 3 * step]
+                    d2, d3 = x_image[i2 + 3 * step], x_image[i3 + 3 * step]
+                    for f in range(group_filters):
+                        acc0[f] = acc0[f] + a0 * w0[f] + a1 * w1[f] + a2 * w2[f] + a3 * w3[f]
+                        acc1[f] = acc1[f] + b0 * w0[f] + b1 * w1[f] + b2 * w2[f] + b3 * w3[f]
+                        acc2[f] = acc2[f] + c0 * w0[f] + c1 * w1[f] + c2 * w2[f] + c3 * w3[f]
+                        acc3[f] = acc3[f] + d0 * w0[f] + d1 * w1[f] + d2 * w2[f] + d3 * w3[f]
+                    t += 4
+                while t < terms:
+                    w0 = w_rows[term_w[t], filter0:filter0 + group_filters]
+                    i0 = base + term_x[t]
+                    a0, b0 = x_image[i0], x_image[i0 + step]
+                    c0, d0 = x_image[i0 + 2 * step], x_image[i0 + 3 * step]
+                    for f in range(group_filters):
+                        acc0[f] = acc0[f] + a0 * w0[f]
+                        acc1[f] = acc1[f] + b0 * w0[f]
+                        acc2[f] = acc2[f] + c0 * w0[f]
+                        acc3[f] = acc3[f] + d0 * w0[f]
+                    t += 1
+            else:
+                while t + 4 <= terms:
+                    w0 = w_rows[term_w[t], filter0:filter0 + group_filters]
+                    w1 = w_rows[term_w[t + 1], filter0:filter0 + group_filters]
+                    w2 = w_rows[term_w[t + 2], filter0:filter0 + group_filters]
+                    w3 = w_rows[term_w[t + 3], filter0:filter0 + group_filters]
+                    a0, a1 = x_image[base + term_x[t]], x_image[base + term_x[t + 1]]
+                    a2, a3 = x_image[base + term_x[t + 2]], x_image[base + term_x[t + 3]]
+                    for f in range(group_filters):
+                        acc0[f] = acc0[f] + a0 * w0[f] + a1 * w1[f] + a2 * w2[f] + a3 * w3[f]
+                    t += 4
+                while t < terms:
+                    w0 = w_rows[term_w[t], filter0:filter0 + group_filters]
+                    a0 = x_image[base + term_x[t]]
+                    for f in range(group_filters):
+                        acc0[f] = acc0[f] + a0 * w0[f]
+                    t += 1
             bias_row = bias[filter0:filter0 + group_filters]
-            for f in range(group_filters):
-                out_pixel[f] = acc[f] + bias_row[f]
+            for p in range(block):
+                out_pixel = out[n, oh, ow + p, filter0:filter0 + group_filters]
+                acc_p = acc[p]
+                for f in range(group_filters):
+                    out_pixel[f] = acc_p[f] + bias_row[f]
+            ow += block
 
 
 @jit.kernel()
