@@ -535,6 +535,11 @@ class Layer:
                 outputs = self.call(tensor)
             if not isinstance(outputs, Tensor):
                 outputs = Tensor(as_array(outputs))
+            if isinstance(inputs, np.ndarray) and np.may_share_memory(as_array(outputs), inputs):
+                # Identity-like layers (Dropout at inference, Flatten, linear) return views
+                # of a caller's array, which the caller may change later: give a copy.
+                # Such an output depends on that constant only, so no tape records it.
+                outputs = Tensor(np.array(as_array(outputs), copy=True))
             if self.activity_regularizer is not None:
                 batch_size = outputs.shape[0] if outputs.ndim else 1
                 penalty = self.activity_regularizer(outputs)
