@@ -25,6 +25,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -94,13 +95,16 @@ def matmul_gflops(dtype, size=2048, repeat=3):
 
 
 def _short_error(error):
-    message = str(error).strip()
-    # TensorFlow wraps the reason: "{{function_node ...}} REASON [[node ...]] [Op:...]".
-    if "}}" in message:
-        message = message.split("}}", 1)[1]
-    message = message.split("[[", 1)[0].strip()
-    message = message.splitlines()[0] if message else ""
-    return f"{type(error).__name__}: {message}"[:120]
+    text = str(error)
+    # TensorFlow wraps its reason: "{{function_node ...}} REASON [[node ...]] [Op:...]",
+    # or in graphs "Detected at node NAME ... REASON [[...]]".
+    node = re.search(r"Detected at node (\S+)", text)
+    reason = text.split("[[", 1)[0].rsplit("}}", 1)[-1]
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    message = lines[-1] if lines else ""
+    if node:
+        message += f" (at {node.group(1)})"
+    return f"{type(error).__name__}: {message}"[:160]
 
 
 # ------------------------------------------------------------------ runners
