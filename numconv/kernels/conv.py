@@ -207,27 +207,61 @@ def _depthwise_forward_row(x, weights, bias, out, n, oh, stride_h, stride_w, dil
     kernel_h, kernel_w, filters = weights.shape[0], weights.shape[1], weights.shape[3]
     multiplier = filters // channels
     out_w = out.shape[2]
+    kh_first, kh_stop = _valid_taps(oh, stride_h, dilation_h, pad_top, kernel_h, height)
+    if multiplier == 1:
+        # Channel c reads channel c: four taps per pass over the output pixel's row.
+        x_image = x[n].reshape(height * width * channels)
+        w_taps = weights.reshape((kernel_h * kernel_w, channels))
+        term_x = np.empty(kernel_h * kernel_w, dtype=np.int64)
+        term_w = np.empty(kernel_h * kernel_w, dtype=np.int64)
+        terms = _window_terms(term_x, term_w, kh_first, kh_stop, 0, 0, 1, dilation_h,
+                              dilation_w, width, channels, kernel_w)
+        terms_kw = (-1, -1)
+        for ow in range(out_w):
+            kw_first, kw_stop = _valid_taps(ow, stride_w, dilation_w, pad_left, kernel_w, width)
+            if (kw_first, kw_stop) != terms_kw:
+                terms = _window_terms(term_x, term_w, kh_first, kh_stop, kw_first, kw_stop, 1,
+                                      dilation_h, dilation_w, width, channels, kernel_w)
+                terms_kw = (kw_first, kw_stop)
+            base = ((oh * stride_h - pad_top) * width + ow * stride_w - pad_left) * channels
+            acc = out[n, oh, ow]
+            acc[:] = 0.0
+            t = 0
+            while t + 4 <= terms:
+                x0 = x_image[base + term_x[t]:base + term_x[t] + channels]
+                x1 = x_image[base + term_x[t + 1]:base + term_x[t + 1] + channels]
+                x2 = x_image[base + term_x[t + 2]:base + term_x[t + 2] + channels]
+                x3 = x_image[base + term_x[t + 3]:base + term_x[t + 3] + channels]
+                w0, w1 = w_taps[term_w[t]], w_taps[term_w[t + 1]]
+                w2, w3 = w_taps[term_w[t + 2]], w_taps[term_w[t + 3]]
+                for c in range(channels):
+                    acc[c] = acc[c] + x0[c] * w0[c] + x1[c] * w1[c] + x2[c] * w2[c] \
+                        + x3[c] * w3[c]
+                t += 4
+            while t < terms:
+                x0 = x_image[base + term_x[t]:base + term_x[t] + channels]
+                w0 = w_taps[term_w[t]]
+                for c in range(channels):
+                    acc[c] = acc[c] + x0[c] * w0[c]
+                t += 1
+            for c in range(channels):
+                acc[c] = acc[c] + bias[c]
+        return
     acc = np.empty(filters, dtype=out.dtype)
     for ow in range(out_w):
         acc[:] = 0.0
-        for kh in range(kernel_h):
+        for kh in range(kh_first, kh_stop):
             ih = oh * stride_h + kh * dilation_h - pad_top
-            if ih < 0 or ih >= height:
-                continue
             for kw in range(kernel_w):
                 iw = ow * stride_w + kw * dilation_w - pad_left
                 if iw < 0 or iw >= width:
                     continue
                 x_pixel = x[n, ih, iw]
                 weight_row = weights[kh, kw, 0]
-                if multiplier == 1:
-                    for c in range(channels):
-                        acc[c] += x_pixel[c] * weight_row[c]
-                else:
-                    for c in range(channels):
-                        value = x_pixel[c]
-                        for j in range(multiplier):
-                            acc[c * multiplier + j] += value * weight_row[c * multiplier + j]
+                for c in range(channels):
+                    value = x_pixel[c]
+                    for j in range(multiplier):
+                        acc[c * multiplier + j] += value * weight_row[c * multiplier + j]
         out_pixel = out[n, oh, ow]
         for f in range(filters):
             out_pixel[f] = acc[f] + bias[f]
@@ -371,12 +405,96 @@ def _depthwise_grad_input_row(grad_output, weights, grad_input, n, ih, stride_h,
             grad_pixel_in[c] = acc[c]
 
 
+@jit.kernel()
+def _grad_input_row_by_filters(grad_output, weights, grad_input, n, ih, stride_h, stride_w,
+                               dilation_h, dilation_w, pad_top, pad_left):
+    """``_grad_input_row`` for few channels per group: vectorised over the filters.
+
+    For each input element, the products of each filter are summed over the taps
+    (four taps per pass, in a vector over the filters), then the filters' sums are
+    added in filter order.
+    """
+    out_h, out_w = grad_output.shape[1], grad_output.shape[2]
+    width, channels = grad_input.shape[2], grad_input.shape[3]
+    kernel_h, kernel_w, group_channels, filters = weights.shape
+    groups = channels // group_channels
+    group_filters = filters // groups
+    taps = np.empty(kernel_h * kernel_w, dtype=np.int64)  # kh * kernel_w + kw
+    rows = np.empty(kernel_h * kernel_w, dtype=np.int64)  # oh * out_w + ow
+    partial = np.empty(group_filters, dtype=grad_input.dtype)
+    grad_image = grad_output[n].reshape((out_h * out_w, filters))
+    for iw in range(width):
+        terms = 0
+        for kh in range(kernel_h):
+            oh = _output_index(ih, kh, pad_top, stride_h, dilation_h, out_h)
+            if oh < 0:
+                continue
+            for kw in range(kernel_w):
+                ow = _output_index(iw, kw, pad_left, stride_w, dilation_w, out_w)
+                if ow < 0:
+                    continue
+                taps[terms] = kh * kernel_w + kw
+                rows[terms] = oh * out_w + ow
+                terms += 1
+        for g in range(groups):
+            filter0 = g * group_filters
+            for c in range(group_channels):
+                partial[:] = 0.0
+                t = 0
+                while t + 4 <= terms:
+                    g0 = grad_image[rows[t], filter0:filter0 + group_filters]
+                    g1 = grad_image[rows[t + 1], filter0:filter0 + group_filters]
+                    g2 = grad_image[rows[t + 2], filter0:filter0 + group_filters]
+                    g3 = grad_image[rows[t + 3], filter0:filter0 + group_filters]
+                    w0 = weights[taps[t] // kernel_w, taps[t] % kernel_w, c,
+                                 filter0:filter0 + group_filters]
+                    w1 = weights[taps[t + 1] // kernel_w, taps[t + 1] % kernel_w, c,
+                                 filter0:filter0 + group_filters]
+                    w2 = weights[taps[t + 2] // kernel_w, taps[t + 2] % kernel_w, c,
+                                 filter0:filter0 + group_filters]
+                    w3 = weights[taps[t + 3] // kernel_w, taps[t + 3] % kernel_w, c,
+                                 filter0:filter0 + group_filters]
+                    for f in range(group_filters):
+                        partial[f] = partial[f] + g0[f] * w0[f] + g1[f] * w1[f] \
+                            + g2[f] * w2[f] + g3[f] * w3[f]
+                    t += 4
+                while t < terms:
+                    g0 = grad_image[rows[t], filter0:filter0 + group_filters]
+                    w0 = weights[taps[t] // kernel_w, taps[t] % kernel_w, c,
+                                 filter0:filter0 + group_filters]
+                    for f in range(group_filters):
+                        partial[f] = partial[f] + g0[f] * w0[f]
+                    t += 1
+                total = partial[0]
+                for f in range(1, group_filters):
+                    total += partial[f]
+                grad_input[n, ih, iw, g * group_channels + c] = total
+
+
+# Below this many channels per group (and with at least as many filters per group),
+# the input gradient is vectorised over the filters instead of the channels: a
+# vector of one to a few channels does not pay.
+FEW_GROUP_CHANNELS = 8
+
+
+@jit.kernel()
+def _by_filters(weights, channels):
+    group_filters = weights.shape[3] // (channels // weights.shape[2])
+    return weights.shape[2] < FEW_GROUP_CHANNELS and group_filters >= FEW_GROUP_CHANNELS
+
+
 @jit.kernel(parallel=True)
 def conv2d_grad_input(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
                       dilation_w, pad_top, pad_left):
     """Gradient of the grouped convolution with respect to its input, into ``grad_input``."""
-    kernel_t = _transposed_kernel(kernel)
     height = grad_input.shape[1]
+    if _by_filters(kernel, grad_input.shape[3]):
+        for tile in prange(grad_input.shape[0] * height):
+            _grad_input_row_by_filters(grad_output, kernel, grad_input, tile // height,
+                                       tile % height, stride_h, stride_w, dilation_h,
+                                       dilation_w, pad_top, pad_left)
+        return
+    kernel_t = _transposed_kernel(kernel)
     for tile in prange(grad_input.shape[0] * height):
         _grad_input_row(grad_output, kernel_t, grad_input, tile // height, tile % height,
                         stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
@@ -386,8 +504,14 @@ def conv2d_grad_input(grad_output, kernel, grad_input, stride_h, stride_w, dilat
 def conv2d_grad_input_serial(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
                              dilation_w, pad_top, pad_left):
     """Serial build of :func:`conv2d_grad_input`."""
-    kernel_t = _transposed_kernel(kernel)
     height = grad_input.shape[1]
+    if _by_filters(kernel, grad_input.shape[3]):
+        for tile in range(grad_input.shape[0] * height):
+            _grad_input_row_by_filters(grad_output, kernel, grad_input, tile // height,
+                                       tile % height, stride_h, stride_w, dilation_h,
+                                       dilation_w, pad_top, pad_left)
+        return
+    kernel_t = _transposed_kernel(kernel)
     for tile in range(grad_input.shape[0] * height):
         _grad_input_row(grad_output, kernel_t, grad_input, tile // height, tile % height,
                         stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)

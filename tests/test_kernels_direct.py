@@ -1,0 +1,104 @@
+"""The conv kernels called directly (canonical layout) on the paths the speed work added.
+
+The forward kernel takes four pixels at a time where their windows lie inside the
+image and one at a time at the borders; the input gradient has a filter-vectorised
+path for few channels per group; depthwise kernels with multiplier 1 add four taps
+per pass.  Each case is compared with tests/reference.py, and serial with parallel.
+"""
+
+import numpy as np
+import pytest
+
+from numconv.kernels import conv as conv_kernels
+
+from reference import conv2d_grads_reference, conv2d_reference, same_padding_reference
+
+# (batch, height, width, channels, groups, filters, kernel_size, stride, dilation, padding)
+CASES = [
+    (2, 8, 8, 1, 1, 16, (3, 3), 1, 1, "same"),       # digits' first layer: C=1
+    (2, 8, 9, 16, 1, 32, (3, 3), 1, 1, "same"),      # digits' second layer
+    (3, 11, 13, 1, 1, 20, (3, 3), 1, 1, "valid"),    # lenet-like, F not a vector multiple
+    (2, 12, 11, 3, 1, 9, (2, 4), 2, 1, "same"),      # stride 2, even kernel width
+    (2, 13, 14, 2, 1, 12, (3, 3), 1, 2, "same"),     # dilation, few channels
+    (2, 9, 10, 8, 4, 40, (3, 2), 1, 1, "same"),      # groups of 2 channels, 10 filters
+    (2, 9, 10, 8, 4, 8, (3, 3), 1, 1, "same"),       # groups of 2 channels, 2 filters
+    (2, 10, 9, 24, 24, 24, (3, 3), 1, 1, "same"),    # depthwise, multiplier 1
+    (2, 10, 9, 6, 6, 12, (3, 3), 2, 1, "same"),      # depthwise, multiplier 2
+    (1, 7, 15, 16, 16, 16, (5, 3), 1, (1, 2), "valid"),  # depthwise, dilated width
+]
+
+
+def _geometry(case):
+    batch, height, width, channels, groups, filters, (kh, kw), stride, dilation, padding = case
+    dilation = dilation if isinstance(dilation, tuple) else (dilation, dilation)
+    if padding == "same":
+        pad_top = same_padding_reference(height, kh, stride, dilation[0])
+        pad_left = same_padding_reference(width, kw, stride, dilation[1])
+    else:
+        pad_top = pad_left = (0, 0)
+    out_h = (height + sum(pad_top) - (kh - 1) * dilation[0] - 1) // stride + 1
+    out_w = (width + sum(pad_left) - (kw - 1) * dilation[1] - 1) // stride + 1
+    scalars = (stride, stride, dilation[0], dilation[1], pad_top[0], pad_left[0])
+    options = dict(strides=stride, padding=padding, dilation_rate=dilation, groups=groups)
+    return (out_h, out_w), scalars, options
+
+
+def _run(case, dtype, suffix, x, kernel, bias, grad_output):
+    channels, groups = case[3], case[4]
+    prefix = "depthwise_conv2d" if groups == channels and groups > 1 else "conv2d"
+    scalars = _geometry(case)[1]
+    out = np.empty(grad_output.shape, dtype=dtype)
+    getattr(conv_kernels, prefix + "_forward" + suffix)(x, kernel, bias, out, *scalars)
+    grad_input = np.empty_like(x)
+    getattr(conv_kernels, prefix + "_grad_input" + suffix)(grad_output, kernel, grad_input,
+                                                            *scalars)
+    grad_kernel = np.empty_like(kernel)
+    getattr(conv_kernels, prefix + "_grad_kernel" + suffix)(x, grad_output, grad_kernel,
+                                                             *scalars)
+    return out, grad_input, grad_kernel
+
+
+def _arrays(case, dtype, rng):
+    batch, height, width, channels, groups, filters, (kh, kw) = case[:7]
+    (out_h, out_w), _, _ = _geometry(case)
+    x = rng.standard_normal((batch, height, width, channels)).astype(dtype)
+    kernel = rng.standard_normal((kh, kw, channels // groups, filters)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype)
+    grad_output = rng.standard_normal((batch, out_h, out_w, filters)).astype(dtype)
+    return x, kernel, bias, grad_output
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_kernels_match_reference_and_serial_equals_parallel(case, dtype):
+    rng = np.random.default_rng(7)
+    x, kernel, bias, grad_output = _arrays(case, dtype, rng)
+    options = _geometry(case)[2]
+    serial = _run(case, dtype, "_serial", x, kernel, bias, grad_output)
+    parallel = _run(case, dtype, "", x, kernel, bias, grad_output)
+    for s, p in zip(serial, parallel):
+        assert np.array_equal(s, p)
+    expected_out = conv2d_reference(x, kernel, bias, **options)
+    expected_grads = conv2d_grads_reference(x, kernel, grad_output, **options)
+    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(serial[0], expected_out, **tolerance)
+    np.testing.assert_allclose(serial[1], expected_grads[0], **tolerance)
+    np.testing.assert_allclose(serial[2], expected_grads[1], **tolerance)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7]])
+def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
+    rng = np.random.default_rng(8)
+    x, kernel, bias, grad_output = _arrays(case, np.float64, rng)
+    kernel[...] = 0.0  # 0 * inf is nan: no product may be skipped
+    x[0, 2, 3, 0] = np.inf
+    x[-1, -1, -1, -1] = np.nan
+    grad_output[0, 1, 2, 0] = np.inf
+    options = _geometry(case)[2]
+    out, grad_input, grad_kernel = _run(case, np.float64, "_serial", x, kernel, bias,
+                                        grad_output)
+    expected = (conv2d_reference(x, kernel, bias, **options),
+                *conv2d_grads_reference(x, kernel, grad_output, **options)[:2])
+    for actual, wanted in zip((out, grad_input, grad_kernel), expected):
+        np.testing.assert_array_equal(np.isnan(actual), np.isnan(wanted))
+        np.testing.assert_array_equal(np.isinf(actual), np.isinf(wanted))
