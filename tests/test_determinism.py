@@ -20,6 +20,7 @@ import numba
 import numpy as np
 import numconv.nn as nn
 from numconv import runtime
+from numconv.nn import conv
 
 folder, expected_threads = sys.argv[1], int(sys.argv[2])
 assert numba.get_num_threads() == expected_threads, numba.get_num_threads()
@@ -35,7 +36,27 @@ problems = {
     "depthwise64": (rng.standard_normal((5, 33, 31, 32)),
                     rng.standard_normal((3, 4, 1, 64)),
                     dict(dilation_rate=2, padding="same", groups=32)),
+    # The BLAS paths of numconv.nn.conv, each over several im2col chunks.
+    "gemm_flipped32": (rng.standard_normal((3, 40, 36, 32)).astype(np.float32),
+                       rng.standard_normal((3, 3, 32, 48)).astype(np.float32),
+                       dict(padding="same")),
+    "gemm_col2im64": (rng.standard_normal((4, 45, 38, 24)),
+                      rng.standard_normal((4, 4, 24, 32)),
+                      dict(strides=2, padding="same")),
+    "pointwise32": (rng.standard_normal((2, 20, 64, 30, 32)).astype(np.float32),
+                    rng.standard_normal((1, 1, 64, 96)).astype(np.float32),
+                    dict(data_format="channels_first")),
 }
+paths = {name: (conv.forward_path(geometry), conv.grad_input_path(geometry))
+         for name, geometry in (
+             (name, conv._Geometry(x, kernel, options.get("strides", 1),
+                                   options.get("padding", "valid"),
+                                   options.get("data_format", "channels_last"),
+                                   options.get("dilation_rate", 1), options.get("groups", 1)))
+             for name, (x, kernel, options) in problems.items())}
+assert paths["gemm_flipped32"] == ("gemm", "flipped"), paths
+assert paths["gemm_col2im64"] == ("gemm", "col2im"), paths
+assert paths["pointwise32"] == ("matmul", "matmul"), paths
 for name, (x, kernel, options) in problems.items():
     bias = rng.standard_normal(kernel.shape[-1]).astype(x.dtype)
     out = nn.conv2d(x, kernel, bias, **options)
@@ -66,7 +87,7 @@ def test_results_are_bit_identical_for_one_and_two_threads(tmp_path):
     two.mkdir()
     results_one = run_with_threads(1, one)
     results_two = run_with_threads(2, two)
-    assert len(results_one) == 12 and results_one.keys() == results_two.keys()
+    assert len(results_one) == 24 and results_one.keys() == results_two.keys()
     for name in results_one:
         assert results_one[name] == results_two[name], f"{name} differs between 1 and 2 threads"
     # The files hold real results, not empty or all-zero arrays.

@@ -14,6 +14,7 @@ arrays raise TypeError.
 import numpy as np
 
 from .. import runtime
+from .._memory import allocate
 from .._arguments import (
     check_positive_int,
     check_strides_and_dilation,
@@ -23,6 +24,7 @@ from .._arguments import (
     resolve_padding,
 )
 from ..kernels import conv as conv_kernels
+from ..kernels import gemm as gemm_kernels
 
 GRADIENT_NAMES = ("input", "kernel", "bias")
 
@@ -162,6 +164,13 @@ class _Geometry:
         return (*self.strides, *self.dilation_rate, self.pad_top, self.pad_left)
 
     @property
+    def is_pointwise(self):
+        """A 1x1 kernel with stride 1 and no padding: a plain matrix product per pixel."""
+        return (self.kernel_h == self.kernel_w == 1 and self.strides == (1, 1)
+                and self.pad_top == self.pad_left == 0
+                and (self.out_h, self.out_w) == (self.height, self.width))
+
+    @property
     def multiply_adds(self):
         return (self.batch * self.out_h * self.out_w * self.kernel_h * self.kernel_w
                 * (self.channels // self.groups) * self.filters)
@@ -185,6 +194,128 @@ class _Geometry:
         if self.data_format == "channels_first":
             array = np.moveaxis(array, -1, -3)
         return np.ascontiguousarray(array, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- fast paths
+#
+# Which path computes what (docs/design.md, "Fast paths"):
+#   "direct":  the Numba kernels of numconv.kernels.conv (small problems, groups > 1);
+#   "matmul":  1x1 kernel, stride 1, no padding: one BLAS product on the reshaped arrays;
+#   "gemm":    im2col of a bounded chunk of output rows, then a BLAS product per chunk;
+#   "flipped": (input gradient, stride 1) the forward "gemm" path run on grad_output
+#              with the spatially flipped, transposed kernel;
+#   "col2im":  (input gradient) grad_output @ kernel^T per chunk, added back by col2im.
+# Every choice depends on the shapes and dtype only, never on the thread count.
+
+# Bytes of one im2col / col2im chunk buffer (L2-sized: the BLAS product reads it right away).
+COLUMN_BUFFER_BYTES = 2 << 20
+# Below this many multiply-adds a call stays on the direct kernels: BLAS calls and
+# buffer set-up would cost more than they save.
+GEMM_MIN_WORK = 1 << 20
+
+
+def _blas_warnings_off():
+    """NumPy warns about inf/nan met inside a BLAS product; the direct kernels never do."""
+    return np.errstate(all="ignore")
+
+
+def forward_path(geometry):
+    """Name of the path that computes the forward pass of ``geometry``."""
+    if geometry.groups != 1 or geometry.multiply_adds < GEMM_MIN_WORK:
+        return "direct"
+    if geometry.is_pointwise:
+        return "matmul"
+    return "gemm"
+
+
+def grad_kernel_path(geometry):
+    """Name of the path that computes the kernel gradient of ``geometry``."""
+    return forward_path(geometry)
+
+
+def grad_input_path(geometry):
+    """Name of the path that computes the input gradient of ``geometry``."""
+    path = forward_path(geometry)
+    if path != "gemm":
+        return path
+    if geometry.strides == (1, 1) and geometry.channels >= 16:
+        return "flipped"
+    return "col2im"
+
+
+def _rows_per_chunk(out_w, columns, itemsize, total_rows):
+    """Output rows per im2col chunk: as many as fit the buffer budget, at least one."""
+    rows = COLUMN_BUFFER_BYTES // max(out_w * columns * itemsize, 1)
+    return int(max(1, min(rows, total_rows)))
+
+
+def _gemm_forward(x, kernel, bias, out, out_h, out_w, scalars):
+    """``out`` (N, OH, OW, F) = im2col(x) @ kernel + bias, chunk of output rows by chunk."""
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    columns = kernel_h * kernel_w * channels
+    weights = kernel.reshape(columns, filters)
+    out_rows = out.reshape(-1, filters)
+    total_rows = out.shape[0] * out_h
+    chunk = _rows_per_chunk(out_w, columns, x.itemsize, total_rows)
+    cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
+    for row0 in range(0, total_rows, chunk):
+        row1 = min(row0 + chunk, total_rows)
+        pixels = (row1 - row0) * out_w
+        runtime.run(gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
+                    x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
+        target = out_rows[row0 * out_w:row1 * out_w]
+        np.matmul(cols[:pixels], weights, out=target)
+        if bias is not None:
+            np.add(target, bias, out=target)
+
+
+def _gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars):
+    """grad_kernel = sum over chunks, in order, of im2col(x)^T @ grad_output."""
+    kernel_h, kernel_w, channels, filters = grad_kernel.shape
+    columns = kernel_h * kernel_w * channels
+    total = grad_kernel.reshape(columns, filters)
+    grad_rows = grad_output.reshape(-1, filters)
+    total_rows = grad_output.shape[0] * out_h
+    chunk = _rows_per_chunk(out_w, columns, x.itemsize, total_rows)
+    cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
+    partial = allocate((columns, filters), x.dtype, "conv2d kernel-gradient buffer")
+    for row0 in range(0, total_rows, chunk):
+        row1 = min(row0 + chunk, total_rows)
+        pixels = (row1 - row0) * out_w
+        runtime.run(gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
+                    x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
+        product = np.matmul(cols[:pixels].T, grad_rows[row0 * out_w:row1 * out_w],
+                            out=total if row0 == 0 else partial)
+        if row0 != 0:
+            np.add(total, product, out=total)
+
+
+def _col2im_grad_input(grad_output, kernel, grad_input, out_h, out_w, scalars):
+    """grad_input = col2im(grad_output @ kernel^T), chunk of output rows by chunk, in order."""
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    columns = kernel_h * kernel_w * channels
+    weights_t = kernel.reshape(columns, filters).T
+    grad_rows = grad_output.reshape(-1, filters)
+    total_rows = grad_output.shape[0] * out_h
+    chunk = _rows_per_chunk(out_w, columns, kernel.itemsize, total_rows)
+    cols = allocate((chunk * out_w, columns), kernel.dtype, "conv2d col2im buffer")
+    grad_input.fill(0.0)
+    for row0 in range(0, total_rows, chunk):
+        row1 = min(row0 + chunk, total_rows)
+        pixels = (row1 - row0) * out_w
+        np.matmul(grad_rows[row0 * out_w:row1 * out_w], weights_t, out=cols[:pixels])
+        runtime.run(gemm_kernels.col2im_add_serial, gemm_kernels.col2im_add, pixels * columns,
+                    cols, grad_input, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
+
+
+def _flipped_grad_input(grad_output, kernel, grad_input, geometry):
+    """Stride 1: grad_input is the convolution of grad_output with the flipped kernel^T."""
+    flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+    dilation_h, dilation_w = geometry.dilation_rate
+    pad_top = (geometry.kernel_h - 1) * dilation_h - geometry.pad_top
+    pad_left = (geometry.kernel_w - 1) * dilation_w - geometry.pad_left
+    _gemm_forward(grad_output, flipped, None, grad_input, geometry.height, geometry.width,
+                  (1, 1, dilation_h, dilation_w, pad_top, pad_left))
 
 
 def _check_bias(bias, filters):
@@ -235,12 +366,26 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
         bias = _canonical(bias, dtype)
     else:
         result_dtype, dtype = _dtypes(x, kernel)
-        bias = np.zeros(geometry.filters, dtype=dtype)
+    out = allocate((geometry.batch, geometry.out_h, geometry.out_w, geometry.filters), dtype,
+                   "conv2d output")
     x = geometry.to_canonical(x, dtype)
     kernel = _canonical(kernel, dtype)
-    out = np.empty((geometry.batch, geometry.out_h, geometry.out_w, geometry.filters), dtype=dtype)
-    runtime.run(*_KERNELS["forward", geometry.depthwise], geometry.multiply_adds,
-                x, kernel, bias, out, *geometry.scalars)
+    path = forward_path(geometry)
+    if path == "gemm":
+        with _blas_warnings_off():
+            _gemm_forward(x, kernel, bias, out, geometry.out_h, geometry.out_w, geometry.scalars)
+    elif path == "matmul":
+        out_rows = out.reshape(-1, geometry.filters)
+        with _blas_warnings_off():
+            np.matmul(x.reshape(-1, geometry.channels), kernel.reshape(geometry.channels, -1),
+                      out=out_rows)
+            if bias is not None:
+                np.add(out_rows, bias, out=out_rows)
+    else:
+        if bias is None:
+            bias = np.zeros(geometry.filters, dtype=dtype)
+        runtime.run(*_KERNELS["forward", geometry.depthwise], geometry.multiply_adds,
+                    x, kernel, bias, out, *geometry.scalars)
     return geometry.from_canonical(out, result_dtype)
 
 
@@ -291,28 +436,53 @@ def conv2d_grads(x, kernel, grad_output, strides=1, padding="valid", data_format
             f"received grad_output with shape {grad_output.shape}"
         )
     result_dtype, dtype = _dtypes(x, kernel, grad_output)
+    # The results first: a far-too-large request fails before any work or scratch.
+    grad_input_c = grad_kernel_c = grad_bias_c = None
+    if "input" in wanted:
+        grad_input_c = allocate(
+            (geometry.batch, geometry.height, geometry.width, geometry.channels), dtype,
+            "conv2d input gradient")
+    if "kernel" in wanted:
+        grad_kernel_c = allocate(kernel.shape, dtype, "conv2d kernel gradient")
+    if "bias" in wanted:
+        grad_bias_c = allocate((geometry.filters,), dtype, "conv2d bias gradient")
     grad_output_c = geometry.to_canonical(grad_output, dtype)
     work = geometry.multiply_adds
     scalars = geometry.scalars
     grad_input = grad_kernel = grad_bias = None
+    out_h, out_w, filters = geometry.out_h, geometry.out_w, geometry.filters
 
-    if "input" in wanted:
-        kernel_c = _canonical(kernel, dtype)
-        grad_input_c = np.empty(
-            (geometry.batch, geometry.height, geometry.width, geometry.channels), dtype=dtype)
-        runtime.run(*_KERNELS["grad_input", geometry.depthwise], work,
-                    grad_output_c, kernel_c, grad_input_c, *scalars)
-        grad_input = geometry.from_canonical(grad_input_c, result_dtype)
+    with _blas_warnings_off():
+        if grad_input_c is not None:
+            kernel_c = _canonical(kernel, dtype)
+            path = grad_input_path(geometry)
+            if path == "flipped":
+                _flipped_grad_input(grad_output_c, kernel_c, grad_input_c, geometry)
+            elif path == "col2im":
+                _col2im_grad_input(grad_output_c, kernel_c, grad_input_c, out_h, out_w, scalars)
+            elif path == "matmul":
+                np.matmul(grad_output_c.reshape(-1, filters),
+                          kernel_c.reshape(geometry.channels, filters).T,
+                          out=grad_input_c.reshape(-1, geometry.channels))
+            else:
+                runtime.run(*_KERNELS["grad_input", geometry.depthwise], work,
+                            grad_output_c, kernel_c, grad_input_c, *scalars)
+            grad_input = geometry.from_canonical(grad_input_c, result_dtype)
 
-    if "kernel" in wanted:
-        x_c = geometry.to_canonical(x, dtype)
-        grad_kernel_c = np.empty(kernel.shape, dtype=dtype)
-        runtime.run(*_KERNELS["grad_kernel", geometry.depthwise], work,
-                    x_c, grad_output_c, grad_kernel_c, *scalars)
-        grad_kernel = grad_kernel_c.astype(result_dtype, copy=False)
+        if grad_kernel_c is not None:
+            x_c = geometry.to_canonical(x, dtype)
+            path = grad_kernel_path(geometry)
+            if path == "gemm":
+                _gemm_grad_kernel(x_c, grad_output_c, grad_kernel_c, out_h, out_w, scalars)
+            elif path == "matmul":
+                np.matmul(x_c.reshape(-1, geometry.channels).T, grad_output_c.reshape(-1, filters),
+                          out=grad_kernel_c.reshape(geometry.channels, filters))
+            else:
+                runtime.run(*_KERNELS["grad_kernel", geometry.depthwise], work,
+                            x_c, grad_output_c, grad_kernel_c, *scalars)
+            grad_kernel = grad_kernel_c.astype(result_dtype, copy=False)
 
-    if "bias" in wanted:
-        grad_bias_c = np.empty(geometry.filters, dtype=dtype)
+    if grad_bias_c is not None:
         runtime.run(conv_kernels.conv2d_grad_bias_serial, conv_kernels.conv2d_grad_bias,
                     grad_output_c.size, grad_output_c, grad_bias_c)
         grad_bias = grad_bias_c.astype(result_dtype, copy=False)

@@ -1,0 +1,151 @@
+"""Packing kernels of the GEMM convolution path: im2col and col2im over row chunks.
+
+The dense fast path of :mod:`numconv.nn` turns a convolution into matrix
+products that NumPy's BLAS computes.  These kernels only move data:
+
+* ``im2col(x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, stride_h,
+  stride_w, dilation_h, dilation_w, pad_top, pad_left)`` copies the receptive
+  fields of the output rows ``row0 <= r < row1`` (flat row index
+  ``r = n * out_h + oh``) into
+  ``cols[(r - row0) * out_w + ow, (kh * kernel_w + kw) * C + c]``, writing 0
+  where a tap falls in the padding.
+* ``col2im_add(cols, grad_input, row0, row1, ...)`` is its adjoint: it adds
+  ``cols`` of the same rows back into ``grad_input``.  Each parallel tile is
+  one input row ``(n, ih)`` and gathers the taps that land on it, so every
+  element has one writer; its terms are added in (kh, kw) order, and chunks
+  are added one after the other, so sums never depend on the thread count.
+
+Layouts are numconv's canonical ones (see :mod:`numconv.kernels.conv`):
+``x`` and ``grad_input`` C-contiguous ``(N, H, W, C)``, ``cols`` a
+C-contiguous 2-D buffer with at least ``(row1 - row0) * out_w`` rows and
+exactly ``kernel_h * kernel_w * C`` columns.  Negative pads are allowed (they
+shift the windows into the image), which the stride-1 input gradient uses.
+Each kernel exists as a parallel build and a ``..._serial`` build of the same
+per-row function.
+"""
+
+import numpy as np
+from numba import prange
+
+from . import jit
+
+
+@jit.kernel()
+def _im2col_row(x, cols, row, row0, out_h, kernel_h, kernel_w, out_w, stride_h, stride_w,
+                dilation_h, dilation_w, pad_top, pad_left):
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    n = row // out_h
+    oh = row % out_h
+    base = (row - row0) * out_w
+    for ow in range(out_w):
+        dst = cols[base + ow]
+        k = 0
+        for kh in range(kernel_h):
+            ih = oh * stride_h + kh * dilation_h - pad_top
+            if ih < 0 or ih >= height:
+                for j in range(kernel_w * channels):
+                    dst[k + j] = 0.0
+                k += kernel_w * channels
+                continue
+            x_row = x[n, ih]
+            for kw in range(kernel_w):
+                iw = ow * stride_w + kw * dilation_w - pad_left
+                if iw < 0 or iw >= width:
+                    for c in range(channels):
+                        dst[k + c] = 0.0
+                else:
+                    src = x_row[iw]
+                    for c in range(channels):
+                        dst[k + c] = src[c]
+                k += channels
+
+
+@jit.kernel(parallel=True)
+def im2col(x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, stride_h, stride_w,
+           dilation_h, dilation_w, pad_top, pad_left):
+    """Receptive fields of output rows ``[row0, row1)`` into ``cols`` (zeros in padding)."""
+    for tile in prange(row1 - row0):
+        _im2col_row(x, cols, row0 + np.int64(tile), row0, out_h, kernel_h, kernel_w, out_w,
+                    stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def im2col_serial(x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, stride_h, stride_w,
+                  dilation_h, dilation_w, pad_top, pad_left):
+    """Serial build of :func:`im2col`."""
+    for row in range(row0, row1):
+        _im2col_row(x, cols, row, row0, out_h, kernel_h, kernel_w, out_w, stride_h, stride_w,
+                    dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def _output_position(i, k, pad, stride, dilation, out_size):
+    """Output index whose window puts tap ``k`` on input ``i``, or -1."""
+    shifted = i + pad - k * dilation
+    if shifted < 0 or shifted % stride != 0:
+        return -1
+    o = shifted // stride
+    if o >= out_size:
+        return -1
+    return o
+
+
+@jit.kernel()
+def _col2im_row(cols, grad_input, in_row, row0, row1, out_h, kernel_h, kernel_w, out_w,
+                stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    height, width, channels = grad_input.shape[1], grad_input.shape[2], grad_input.shape[3]
+    n = in_row // height
+    ih = in_row % height
+    grad_row = grad_input[n, ih]
+    for kh in range(kernel_h):
+        oh = _output_position(ih, kh, pad_top, stride_h, dilation_h, out_h)
+        if oh < 0:
+            continue
+        row = n * out_h + oh
+        if row < row0 or row >= row1:
+            continue
+        base = (row - row0) * out_w
+        for iw in range(width):
+            dst = grad_row[iw]
+            for kw in range(kernel_w):
+                ow = _output_position(iw, kw, pad_left, stride_w, dilation_w, out_w)
+                if ow < 0:
+                    continue
+                src = cols[base + ow]
+                k = (kh * kernel_w + kw) * channels
+                for c in range(channels):
+                    dst[c] += src[k + c]
+
+
+@jit.kernel()
+def _col2im_span(grad_input, row0, row1, out_h, kernel_h, stride_h, dilation_h, pad_top):
+    """First and stop flat input rows ``n * H + ih`` that output rows [row0, row1) touch."""
+    height = grad_input.shape[1]
+    first_n, first_oh = row0 // out_h, row0 % out_h
+    last_n, last_oh = (row1 - 1) // out_h, (row1 - 1) % out_h
+    first_ih = min(max(first_oh * stride_h - pad_top, 0), height - 1)
+    last_ih = min(max(last_oh * stride_h + (kernel_h - 1) * dilation_h - pad_top, 0), height - 1)
+    return first_n * height + first_ih, last_n * height + last_ih + 1
+
+
+@jit.kernel(parallel=True)
+def col2im_add(cols, grad_input, row0, row1, out_h, kernel_h, kernel_w, out_w, stride_h,
+               stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    """Add the columns of output rows ``[row0, row1)`` into ``grad_input`` (adjoint of im2col)."""
+    start, stop = _col2im_span(grad_input, row0, row1, out_h, kernel_h, stride_h, dilation_h,
+                               pad_top)
+    for tile in prange(stop - start):
+        _col2im_row(cols, grad_input, start + np.int64(tile), row0, row1, out_h, kernel_h,
+                    kernel_w, out_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                    pad_left)
+
+
+@jit.kernel()
+def col2im_add_serial(cols, grad_input, row0, row1, out_h, kernel_h, kernel_w, out_w, stride_h,
+                      stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    """Serial build of :func:`col2im_add`."""
+    start, stop = _col2im_span(grad_input, row0, row1, out_h, kernel_h, stride_h, dilation_h,
+                               pad_top)
+    for in_row in range(start, stop):
+        _col2im_row(cols, grad_input, in_row, row0, row1, out_h, kernel_h, kernel_w, out_w,
+                    stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)

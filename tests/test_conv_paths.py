@@ -1,0 +1,262 @@
+"""Every computation path of numconv.nn.conv2d / conv2d_grads, forced on small shapes.
+
+The dispatch (numconv.nn.conv.forward_path, grad_input_path, grad_kernel_path)
+normally sends small problems to the direct kernels; here each path is forced
+and compared with the float64 reference, and the dispatch rules themselves are
+checked on the benchmark suite's shape classes.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numconv.nn as nn
+from numconv.kernels import gemm as gemm_kernels
+from numconv.nn import conv as nn_conv
+
+from reference import conv2d_grads_reference, conv2d_reference
+
+TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+
+def assert_close(actual, expected, dtype):
+    tol = TOLERANCE[np.dtype(dtype)]
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape
+    assert actual.dtype == dtype
+    scale = np.abs(expected).max(initial=0.0)
+    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=tol, atol=tol * scale)
+
+
+def geometry_of(x_shape, kernel_shape, strides=1, padding="valid", data_format="channels_last",
+                dilation_rate=1, groups=1):
+    return nn_conv._Geometry(np.empty(x_shape), np.empty(kernel_shape), strides, padding,
+                             data_format, dilation_rate, groups)
+
+
+def force_paths(monkeypatch, forward=None, grad_input=None, grad_kernel=None):
+    """Make the dispatch pick the given paths (None keeps the normal rule)."""
+    if forward is not None:
+        monkeypatch.setattr(nn_conv, "forward_path", lambda geometry: forward)
+    if grad_input is not None:
+        monkeypatch.setattr(nn_conv, "grad_input_path", lambda geometry: grad_input)
+    if grad_kernel is not None:
+        monkeypatch.setattr(nn_conv, "grad_kernel_path", lambda geometry: grad_kernel)
+
+
+def check_problem(rng, x_shape, kernel_shape, dtype, **options):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    kernel = rng.standard_normal(kernel_shape).astype(dtype)
+    bias = rng.standard_normal(kernel_shape[-1]).astype(dtype)
+    out = nn.conv2d(x, kernel, bias, **options)
+    assert_close(out, conv2d_reference(x, kernel, bias, **options), np.dtype(dtype))
+    grad_output = rng.standard_normal(out.shape).astype(dtype)
+    grads = nn.conv2d_grads(x, kernel, grad_output, **options)
+    expected = conv2d_grads_reference(x, kernel, grad_output, **options)
+    for grad, expected_grad in zip(grads, expected):
+        assert_close(grad, expected_grad, np.dtype(dtype))
+
+
+# Problems every general path can take: strides, dilations, asymmetric 'same'
+# (stride 2 with even sizes), explicit padding wider than the kernel, 1-row images.
+GENERAL_PROBLEMS = [
+    ((2, 9, 11, 5), (3, 3, 5, 7), dict(padding="same")),
+    ((2, 10, 8, 4), (4, 4, 4, 6), dict(strides=2, padding="same")),
+    ((3, 9, 12, 3), (3, 2, 3, 5), dict(strides=(3, 2), padding="valid")),
+    ((2, 11, 10, 4), (3, 3, 4, 4), dict(dilation_rate=(2, 3), padding="same")),
+    ((2, 7, 6, 3), (2, 3, 3, 4), dict(padding=((4, 1), (0, 5)))),
+    ((1, 1, 9, 2), (1, 3, 2, 3), dict(padding="same")),
+    ((2, 16, 4, 6), (3, 3, 16, 5), dict(padding="valid", data_format="channels_first")),
+    ((2, 8, 5, 3), (5, 5, 3, 2), dict(strides=2, padding="same")),  # kernel wider than image
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, kernel_shape, options", GENERAL_PROBLEMS)
+@pytest.mark.parametrize("forward, grad_input, grad_kernel", [
+    ("gemm", "col2im", "gemm"),
+    ("direct", "direct", "direct"),
+])
+def test_general_paths_match_reference(monkeypatch, forward, grad_input, grad_kernel, x_shape,
+                                       kernel_shape, options, dtype):
+    force_paths(monkeypatch, forward, grad_input, grad_kernel)
+    check_problem(np.random.default_rng(1), x_shape, kernel_shape, dtype, **options)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, kernel_shape, options", [
+    problem for problem in GENERAL_PROBLEMS if problem[2].get("strides", 1) == 1
+])
+def test_flipped_input_gradient_matches_reference(monkeypatch, x_shape, kernel_shape, options,
+                                                  dtype):
+    force_paths(monkeypatch, "gemm", "flipped", "gemm")
+    check_problem(np.random.default_rng(2), x_shape, kernel_shape, dtype, **options)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_pointwise_matmul_path_matches_reference(monkeypatch, data_format, dtype):
+    force_paths(monkeypatch, "matmul", "matmul", "matmul")
+    x_shape = (2, 3, 5, 7, 6) if data_format == "channels_last" else (2, 3, 6, 5, 7)
+    check_problem(np.random.default_rng(3), x_shape, (1, 1, 6, 4), dtype, padding="same",
+                  data_format=data_format)
+
+
+@pytest.mark.parametrize("budget", [1, 300, 4000])
+@pytest.mark.parametrize("grad_input", ["col2im", "flipped"])
+def test_chunks_across_images_and_a_partial_last_chunk(monkeypatch, budget, grad_input):
+    # A tiny buffer budget: one row per chunk, or chunks that straddle two images
+    # and a last chunk shorter than the others.
+    monkeypatch.setattr(nn_conv, "COLUMN_BUFFER_BYTES", budget)
+    force_paths(monkeypatch, "gemm", grad_input, "gemm")
+    check_problem(np.random.default_rng(4), (3, 7, 5, 3), (3, 3, 3, 4), np.float64,
+                  padding="same", dilation_rate=(1, 2))
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_random_problems_on_forced_gemm_paths(data):
+    channels = data.draw(st.integers(1, 5))
+    filters = data.draw(st.integers(1, 5))
+    kernel_size = (data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4)))
+    strides = data.draw(st.sampled_from([1, 2, (1, 3), (2, 1)]))
+    dilation_rate = data.draw(st.sampled_from([1, 2, (2, 1)])) if strides == 1 else 1
+    padding = data.draw(st.sampled_from(["valid", "same", 1, ((0, 3), (2, 1))]))
+    height, width = data.draw(st.integers(1, 8)), data.draw(st.integers(1, 8))
+    batch = data.draw(st.integers(1, 3))
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    budget = data.draw(st.sampled_from([64, 1000, 2 << 20]))
+    grad_input = "flipped" if strides == 1 and data.draw(st.booleans()) else "col2im"
+    options = dict(strides=strides, dilation_rate=dilation_rate, padding=padding)
+    try:
+        conv2d_reference(np.zeros((1, height, width, channels)),
+                         np.zeros((*kernel_size, channels, filters)), **options)
+        geometry_of((batch, height, width, channels), (*kernel_size, channels, filters),
+                    **options)
+    except ValueError:
+        return  # empty output: covered by tests/test_nn_conv.py
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(nn_conv, "COLUMN_BUFFER_BYTES", budget)
+        force_paths(monkeypatch, "gemm", grad_input, "gemm")
+        check_problem(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))),
+                      (batch, height, width, channels), (*kernel_size, channels, filters),
+                      dtype, **options)
+
+
+def test_nan_and_inf_propagate_through_blas(monkeypatch):
+    force_paths(monkeypatch, "gemm", "col2im", "gemm")
+    x = np.ones((1, 6, 6, 3))
+    x[0, 2, 2, 1] = np.nan
+    x[0, 0, 5, 0] = np.inf
+    kernel = np.zeros((2, 2, 3, 3))  # 0 * inf and 0 * nan are nan
+    out = nn.conv2d(x, kernel)
+    expected = conv2d_reference(x, kernel)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    assert np.isnan(out).any() and not np.isnan(out).all()
+    grads = nn.conv2d_grads(x, kernel, np.ones(out.shape))
+    for grad, expected_grad in zip(grads, conv2d_grads_reference(x, kernel, np.ones(out.shape))):
+        np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_serial_and_parallel_packing_builds_are_bit_identical(dtype):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 9, 8, 5)).astype(dtype)
+    out_h, out_w, kernel_h, kernel_w = 5, 4, 3, 2
+    scalars = (2, 2, 1, 1, 1, 0)
+    rows = 3 * out_h
+    columns = kernel_h * kernel_w * 5
+    results = []
+    for im2col, col2im in ((gemm_kernels.im2col_serial, gemm_kernels.col2im_add_serial),
+                           (gemm_kernels.im2col, gemm_kernels.col2im_add)):
+        cols = np.full((rows * out_w, columns), np.nan, dtype=dtype)
+        im2col(x, cols, 0, rows, out_h, kernel_h, kernel_w, out_w, *scalars)
+        grad_input = np.zeros_like(x)
+        for row0 in range(0, rows, 4):  # chunks of 4 output rows, straddling images
+            row1 = min(row0 + 4, rows)
+            col2im(cols[row0 * out_w:], grad_input, row0, row1, out_h, kernel_h, kernel_w, out_w,
+                   *scalars)
+        results.append((cols, grad_input))
+    (cols_serial, grad_serial), (cols_parallel, grad_parallel) = results
+    assert not np.isnan(cols_serial).any()
+    assert np.array_equal(cols_serial, cols_parallel)
+    assert np.array_equal(grad_serial, grad_parallel)
+
+
+def test_im2col_and_col2im_are_adjoint():
+    # <im2col(x), c> == <x, col2im(c)> for any x and c: the two kernels are transposes.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 7, 6, 3))
+    out_h, out_w, kernel_h, kernel_w = 4, 3, 3, 3
+    scalars = (2, 2, 1, 1, 1, 1)
+    rows, columns = 2 * out_h, kernel_h * kernel_w * 3
+    cols = np.empty((rows * out_w, columns))
+    gemm_kernels.im2col_serial(x, cols, 0, rows, out_h, kernel_h, kernel_w, out_w, *scalars)
+    other = rng.standard_normal(cols.shape)
+    back = np.zeros_like(x)
+    gemm_kernels.col2im_add_serial(other, back, 0, rows, out_h, kernel_h, kernel_w, out_w,
+                                   *scalars)
+    np.testing.assert_allclose(np.vdot(cols, other), np.vdot(x, back), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- dispatch rules
+
+SUITE = {
+    # name: (x shape, kernel shape, options, forward, grad_input, grad_kernel)
+    "lenet1": ((64, 28, 28, 1), (3, 3, 1, 32), dict(), "gemm", "col2im", "gemm"),
+    "lenet2": ((64, 13, 13, 32), (3, 3, 32, 64), dict(), "gemm", "flipped", "gemm"),
+    "resnet3x3": ((8, 56, 56, 64), (3, 3, 64, 64), dict(padding="same"),
+                  "gemm", "flipped", "gemm"),
+    "resnet1x1": ((8, 28, 28, 256), (1, 1, 256, 128), dict(padding="same"),
+                  "matmul", "matmul", "matmul"),
+    "stem7x7s2": ((8, 224, 224, 3), (7, 7, 3, 64), dict(strides=2, padding="same"),
+                  "gemm", "col2im", "gemm"),
+    "strided3x3": ((8, 56, 56, 64), (3, 3, 64, 128), dict(strides=2, padding="same"),
+                   "gemm", "col2im", "gemm"),
+    "depthwise": ((8, 56, 56, 128), (3, 3, 1, 128), dict(padding="same", groups=128),
+                  "direct", "direct", "direct"),
+    "grouped32": ((8, 28, 28, 128), (3, 3, 4, 128), dict(padding="same", groups=32),
+                  "direct", "direct", "direct"),
+    "dilated2": ((8, 32, 32, 64), (3, 3, 64, 64), dict(padding="same", dilation_rate=2),
+                 "gemm", "flipped", "gemm"),
+    "pix2pix4x4": ((4, 128, 128, 64), (4, 4, 64, 128), dict(strides=2, padding="same"),
+                   "gemm", "col2im", "gemm"),
+    # The digits example's first layer is tiny: direct kernels, no BLAS call.
+    "digits1": ((32, 8, 8, 1), (3, 3, 1, 16), dict(padding="same"), "direct", "direct", "direct"),
+    # A strided 1x1 kernel reads a subsampled image: im2col, not the plain product.
+    "strided1x1": ((8, 28, 28, 256), (1, 1, 256, 128), dict(strides=2),
+                   "gemm", "col2im", "gemm"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_dispatch_rules_pick_the_intended_path(name):
+    x_shape, kernel_shape, options, forward, grad_input, grad_kernel = SUITE[name]
+    geometry = geometry_of(x_shape, kernel_shape, **options)
+    assert nn_conv.forward_path(geometry) == forward
+    assert nn_conv.grad_input_path(geometry) == grad_input
+    assert nn_conv.grad_kernel_path(geometry) == grad_kernel
+
+
+def test_chunk_buffer_is_bounded_and_never_the_whole_batch():
+    # resnet3x3: 25088 output pixels of 576 columns; the buffer holds a few rows of one image.
+    rows = nn_conv._rows_per_chunk(56, 576, 4, 8 * 56)
+    assert 1 <= rows < 56
+    assert rows * 56 * 576 * 4 <= nn_conv.COLUMN_BUFFER_BYTES
+    # A single output row wider than the budget still gets a (one-row) chunk.
+    assert nn_conv._rows_per_chunk(10**6, 576, 8, 3) == 1
+
+
+@pytest.mark.parametrize("call", ["forward", "grads"])
+def test_far_too_large_batch_fails_at_once_naming_the_bytes(call):
+    # A broadcast view: a huge batch that costs no memory until something is allocated.
+    x = np.broadcast_to(np.zeros((1, 1, 1, 3), np.float32), (10**7, 224, 224, 3))
+    kernel = np.zeros((7, 7, 3, 64), np.float32)
+    with pytest.raises(MemoryError, match=r"conv2d .*needs \d+ bytes"):
+        if call == "forward":
+            nn.conv2d(x, kernel, strides=2, padding="same")
+        else:
+            grad_output = np.broadcast_to(np.zeros((1, 1, 1, 64), np.float32),
+                                          (10**7, 112, 112, 64))
+            nn.conv2d_grads(x, kernel, grad_output, strides=2, padding="same")
