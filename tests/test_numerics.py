@@ -15,6 +15,7 @@ import reference_pooling
 from numconv import layers, nn
 from numconv.autograd.tape import GradientTape
 
+
 def _sprinkle(array, rng, count):
     """A copy of ``array`` with NaN, +Inf and -Inf at random positions."""
     array = array.copy()
