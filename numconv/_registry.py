@@ -87,3 +87,22 @@ class Registry:
         if hasattr(obj, "from_config"):
             return obj.from_config(settings)
         return obj(**settings)
+
+
+class Configurable:
+    """``get_config`` / ``from_config`` / ``repr`` shared by every registered family's base class.
+
+    Subclasses list their constructor arguments in ``get_config``; ``from_config``
+    calls the constructor with them, so the two round-trip.
+    """
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        settings = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({settings})"

@@ -21,7 +21,7 @@ import numbers
 import numpy as np
 
 from . import config
-from ._registry import Registry
+from ._registry import Configurable, Registry
 from .autograd.tensor import as_array
 
 _registry = Registry("constraint")
@@ -78,23 +78,12 @@ def _norms(array, axis):
     return np.sqrt(np.sum(array * array, axis=axes, keepdims=True))
 
 
-class Constraint:
+class Constraint(Configurable):
     """Base class: ``__call__(weight) -> ndarray`` and ``get_config``."""
 
     def __call__(self, weight):
         array, out_dtype = _weight_array(weight)
         return array.astype(out_dtype)
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        settings = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({settings})"
 
 
 @_registry.register("MaxNorm", "max_norm")

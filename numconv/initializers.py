@@ -21,7 +21,7 @@ import numpy as np
 
 from . import config
 from ._memory import check_request
-from ._registry import Registry
+from ._registry import Configurable, Registry
 
 _registry = Registry("initializer")
 
@@ -120,22 +120,11 @@ def compute_fans(shape):
 
 # -- base --------------------------------------------------------------------------------
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: ``__call__(shape, dtype=None) -> ndarray`` and ``get_config``."""
 
     def __call__(self, shape, dtype=None):
         raise NotImplementedError
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        settings = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({settings})"
 
 
 class _Seeded(Initializer):

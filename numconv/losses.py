@@ -16,7 +16,7 @@ axis), as Keras does; the gradient is zero where clipping is active.
 import numpy as np
 
 from . import config
-from ._registry import Registry
+from ._registry import Configurable, Registry
 from .autograd.tensor import as_array, record
 
 EPSILON = 1e-7
@@ -340,7 +340,7 @@ def reduce_losses(values, sample_weight=None, reduction="sum_over_batch_size"):
 
 # -- loss classes ---------------------------------------------------------------------
 
-class Loss:
+class Loss(Configurable):
     """Base class: ``loss(y_true, y_pred, sample_weight=None)`` -> reduced Tensor.
 
     Subclasses implement ``call(y_true, y_pred)`` returning per-sample losses.
@@ -370,14 +370,6 @@ class Loss:
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        settings = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({settings})"
 
 
 def _default_name(class_name):

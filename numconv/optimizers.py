@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from ._registry import Registry
+from ._registry import Configurable, Registry
 from .autograd.tensor import Variable, as_array
 
 _registry = Registry("optimizer")
@@ -46,7 +46,7 @@ def _check_learning_rate(value):
     return value
 
 
-class Optimizer:
+class Optimizer(Configurable):
     """Base class: holds the learning rate, the step counter and per-variable state.
 
     Subclasses implement ``_update(variable_value, gradient, state) -> new_value``
@@ -176,14 +176,6 @@ class Optimizer:
     # -- config -------------------------------------------------------------------------
     def get_config(self):
         return {"name": self.name, "learning_rate": self.learning_rate}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        settings = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({settings})"
 
 
 @_registry.register("SGD", "sgd")

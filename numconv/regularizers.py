@@ -17,7 +17,7 @@ import numbers
 import numpy as np
 
 from . import config
-from ._registry import Registry
+from ._registry import Configurable, Registry
 from .autograd.tensor import as_array, record
 
 _registry = Registry("regularizer")
@@ -65,22 +65,11 @@ def _penalty(weight, l1, l2):
     return record(np.asarray(total, dtype=out_dtype), (weight,), backward)
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: ``__call__(weight) -> scalar Tensor`` and ``get_config``."""
 
     def __call__(self, weight):
         raise NotImplementedError
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        settings = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({settings})"
 
 
 @_registry.register("L1", "l1")
