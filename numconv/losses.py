@@ -16,6 +16,7 @@ axis), as Keras does; the gradient is zero where clipping is active.
 import numpy as np
 
 from . import config
+from ._naming import snake_case
 from ._registry import Configurable, Registry
 from .autograd.tensor import as_array, record
 
@@ -355,7 +356,7 @@ class Loss(Configurable):
         self.reduction = _check_reduction(reduction)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string; received name={name!r}")
-        self.name = name or _default_name(type(self).__name__)
+        self.name = name or snake_case(type(self).__name__)
 
     def call(self, y_true, y_pred):
         raise NotImplementedError
@@ -370,16 +371,6 @@ class Loss(Configurable):
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction}
-
-
-def _default_name(class_name):
-    # MeanSquaredError -> mean_squared_error
-    chars = []
-    for index, char in enumerate(class_name):
-        if char.isupper() and index:
-            chars.append("_")
-        chars.append(char.lower())
-    return "".join(chars)
 
 
 def _check_bool(value, name):

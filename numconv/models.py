@@ -18,19 +18,11 @@ from . import losses as _losses
 from . import optimizers as _optimizers
 from .autograd.tape import GradientTape
 from .autograd.tensor import as_array
+from ._naming import unique_name
 from .callbacks import CallbackList, History
 from .metrics import (  # noqa: F401  (accuracy functions re-exported for compatibility)
     Mean, Metric, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
 )
-
-_model_name_counts = {}
-
-
-def _unique_model_name(base):
-    count = _model_name_counts.get(base, 0)
-    _model_name_counts[base] = count + 1
-    return base if count == 0 else f"{base}_{count}"
-
 
 def _check_int(value, name, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -102,7 +94,7 @@ class Sequential:
     def __init__(self, layers=None, name=None):
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"name must be a non-empty string; received name={name!r}")
-        self.name = name or _unique_model_name("sequential")
+        self.name = name or unique_name("sequential")
         self._layers = []
         self._input_shape = None  # with the batch axis, e.g. (None, 8, 8, 1)
         self.optimizer = None

@@ -12,29 +12,14 @@ import inspect
 import math
 import numbers
 import os
-import re
 
 import numpy as np
 
 from .. import config as _config
 from .. import regularizers as _regularizers
 from .. import ops as _ops
+from .._naming import snake_case, unique_name
 from ..autograd.tensor import Tensor, Variable, as_array
-
-_layer_name_counts = {}
-
-
-def _snake_case(name):
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _unique_layer_name(class_name):
-    base = _snake_case(class_name)
-    count = _layer_name_counts.get(base, 0)
-    _layer_name_counts[base] = count + 1
-    return base if count == 0 else f"{base}_{count}"
-
 
 @functools.lru_cache(maxsize=None)
 def _call_takes_training(layer_class):
@@ -208,7 +193,7 @@ class Layer:
                 + ", ".join(f"{key}={value!r}" for key, value in sorted(kwargs.items()))
             )
         if name is None:
-            name = _unique_layer_name(type(self).__name__)
+            name = unique_name(snake_case(type(self).__name__))
         elif not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty string; received name={name!r}")
         if not isinstance(trainable, (bool, np.bool_)):
