@@ -1,16 +1,12 @@
 """Conv2D: the Keras 2-D convolution layer (alias Convolution2D)."""
 
-import math
 import numbers
 
 from .. import _arguments
-from .. import activations as _activations
 from .. import config as _config
-from .. import constraints as _constraints
-from .. import initializers as _initializers
 from .. import ops as _ops
-from .. import regularizers as _regularizers
-from .base import Layer, shape_tuple
+from .base import shape_tuple
+from .kernel_layer import KernelLayer, fold_leading_axes, unfold_leading_axes
 
 
 def _check_groups(groups):
@@ -38,7 +34,7 @@ def _check_padding(padding):
     return _arguments.normalize_padding(padding)
 
 
-class Conv2D(Layer):
+class Conv2D(KernelLayer):
     """2-D convolution layer, as ``keras.layers.Conv2D``.
 
     Computes ``activation(conv2d(inputs, kernel) + bias)`` (cross-correlation).
@@ -113,38 +109,10 @@ class Conv2D(Layer):
         self.data_format = _arguments.normalize_data_format(
             _config.image_data_format() if data_format is None else data_format
         )
-        self.activation = _activations.get(activation)
-        if not isinstance(use_bias, bool):
-            raise TypeError(f"use_bias must be a bool; received use_bias={use_bias!r}")
-        self.use_bias = use_bias
-        self.kernel_initializer = _initializers.get(kernel_initializer)
-        self.bias_initializer = _initializers.get(bias_initializer)
-        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
-        self.bias_regularizer = _regularizers.get(bias_regularizer)
-        self.kernel_constraint = _constraints.get(kernel_constraint)
-        self.bias_constraint = _constraints.get(bias_constraint)
-        self._kernel = None
-        self._bias = None
+        self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer,
+                                 kernel_regularizer, bias_regularizer, kernel_constraint,
+                                 bias_constraint)
         self._build_at_construction()
-
-    # -- weights ----------------------------------------------------------------------
-    @property
-    def kernel(self):
-        """The kernel Variable, shape ``(KH, KW, C_in // groups, filters)``."""
-        if not self.built:
-            raise AttributeError(
-                f"layer {self.name!r} has no kernel until it is built; call it on an input first"
-            )
-        return self._kernel
-
-    @property
-    def bias(self):
-        """The bias Variable, shape ``(filters,)``, or None when ``use_bias=False``."""
-        if not self.built and self.use_bias:
-            raise AttributeError(
-                f"layer {self.name!r} has no bias until it is built; call it on an input first"
-            )
-        return self._bias
 
     # -- shapes -----------------------------------------------------------------------
     def _channel_axis(self, rank):
@@ -218,29 +186,12 @@ class Conv2D(Layer):
     def build(self, input_shape):
         shape = shape_tuple(input_shape)
         channels = shape[self._channel_axis(len(shape))]
-        kernel_shape = self.kernel_size + (channels // self.groups, self.filters)
-        self._kernel = self.add_weight(
-            "kernel",
-            kernel_shape,
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        if self.use_bias:
-            self._bias = self.add_weight(
-                "bias",
-                (self.filters,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        self._add_kernel_and_bias(self.kernel_size + (channels // self.groups, self.filters),
+                                  self.filters)
 
     def call(self, inputs, training=None):
-        batch_shape = inputs.shape[:-3]
         # The batch axes are folded into one so the op only ever sees 4-D arrays.
-        folded = inputs
-        if len(batch_shape) != 1:
-            folded = _ops.reshape(inputs, (math.prod(batch_shape),) + inputs.shape[-3:])
+        folded, batch_shape = fold_leading_axes(inputs, 3)
         outputs = _ops.conv2d(
             folded,
             self._kernel,
@@ -252,11 +203,7 @@ class Conv2D(Layer):
         )
         if self.use_bias:
             outputs = _ops.bias_add(outputs, self._bias, data_format=self.data_format)
-        if len(batch_shape) != 1:
-            outputs = _ops.reshape(outputs, batch_shape + outputs.shape[1:])
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return self._activate(unfold_leading_axes(outputs, batch_shape))
 
     # -- config -----------------------------------------------------------------------
     def get_config(self):
@@ -270,15 +217,7 @@ class Conv2D(Layer):
                 "data_format": self.data_format,
                 "dilation_rate": self.dilation_rate,
                 "groups": self.groups,
-                "activation": _activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": _initializers.serialize(self.kernel_initializer),
-                "bias_initializer": _initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
-                "activity_regularizer": _regularizers.serialize(self.activity_regularizer),
-                "kernel_constraint": _constraints.serialize(self.kernel_constraint),
-                "bias_constraint": _constraints.serialize(self.bias_constraint),
+                **self._kernel_options_config(),
             }
         )
         return config

@@ -8,22 +8,12 @@ import numpy as np
 from .. import _arguments
 from .. import activations as _activations
 from .. import config as _config
-from .. import constraints as _constraints
-from .. import initializers as _initializers
 from .. import ops as _ops
-from .. import regularizers as _regularizers
 from .base import Layer, shape_tuple
+from .kernel_layer import KernelLayer, fold_leading_axes, unfold_leading_axes
 
 
-def _fold_leading(inputs, trailing):
-    """Reshape to (prod(leading axes),) + trailing shape; returns (tensor, leading shape)."""
-    leading = inputs.shape[: inputs.ndim - len(trailing)]
-    if len(leading) == 1:
-        return inputs, leading
-    return _ops.reshape(inputs, (math.prod(leading),) + tuple(trailing)), leading
-
-
-class Dense(Layer):
+class Dense(KernelLayer):
     """Densely connected layer on the last axis, as ``keras.layers.Dense``.
 
     ``outputs = activation(inputs @ kernel + bias)`` with kernel
@@ -54,33 +44,10 @@ class Dense(Layer):
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = _arguments.check_positive_int(units, "units")
-        self.activation = _activations.get(activation)
-        if not isinstance(use_bias, bool):
-            raise TypeError(f"use_bias must be a bool; received use_bias={use_bias!r}")
-        self.use_bias = use_bias
-        self.kernel_initializer = _initializers.get(kernel_initializer)
-        self.bias_initializer = _initializers.get(bias_initializer)
-        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
-        self.bias_regularizer = _regularizers.get(bias_regularizer)
-        self.kernel_constraint = _constraints.get(kernel_constraint)
-        self.bias_constraint = _constraints.get(bias_constraint)
-        self._kernel = None
-        self._bias = None
+        self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer,
+                                 kernel_regularizer, bias_regularizer, kernel_constraint,
+                                 bias_constraint)
         self._build_at_construction()
-
-    @property
-    def kernel(self):
-        """The kernel Variable, shape ``(input_dim, units)``."""
-        if not self.built:
-            raise AttributeError(f"layer {self.name!r} has no kernel until it is built")
-        return self._kernel
-
-    @property
-    def bias(self):
-        """The bias Variable, shape ``(units,)``, or None when ``use_bias=False``."""
-        if not self.built and self.use_bias:
-            raise AttributeError(f"layer {self.name!r} has no bias until it is built")
-        return self._bias
 
     def _check_input_shape(self, shape):
         shape = shape_tuple(shape)
@@ -107,48 +74,21 @@ class Dense(Layer):
         return shape[:-1] + (self.units,)
 
     def build(self, input_shape):
-        input_dim = shape_tuple(input_shape)[-1]
-        self._kernel = self.add_weight(
-            "kernel",
-            (input_dim, self.units),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        if self.use_bias:
-            self._bias = self.add_weight(
-                "bias",
-                (self.units,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        self._add_kernel_and_bias((shape_tuple(input_shape)[-1], self.units), self.units)
 
     def call(self, inputs, training=None):
-        folded, leading = _fold_leading(inputs, inputs.shape[-1:])
+        folded, leading = fold_leading_axes(inputs, 1)
         outputs = _ops.matmul(folded, self._kernel)
         if self.use_bias:
             outputs = _ops.add(outputs, self._bias)
-        if len(leading) != 1:
-            outputs = _ops.reshape(outputs, leading + (self.units,))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return self._activate(unfold_leading_axes(outputs, leading))
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
                 "units": self.units,
-                "activation": _activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": _initializers.serialize(self.kernel_initializer),
-                "bias_initializer": _initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
-                "activity_regularizer": _regularizers.serialize(self.activity_regularizer),
-                "kernel_constraint": _constraints.serialize(self.kernel_constraint),
-                "bias_constraint": _constraints.serialize(self.bias_constraint),
+                **self._kernel_options_config(),
             }
         )
         return config
