@@ -1,28 +1,10 @@
 """Conv2D: the Keras 2-D convolution layer (alias Convolution2D)."""
 
-import numbers
-
 from .. import _arguments
 from .. import config as _config
 from .. import ops as _ops
 from .base import shape_tuple
 from .kernel_layer import KernelLayer, fold_leading_axes, unfold_leading_axes
-
-
-def _check_groups(groups):
-    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
-        raise TypeError(f"groups must be a positive integer; received groups={groups!r}")
-    if groups <= 0:
-        raise ValueError(f"groups must be a positive integer; received groups={groups!r}")
-    return int(groups)
-
-
-def _check_filters(filters):
-    if isinstance(filters, bool) or not isinstance(filters, numbers.Integral):
-        raise TypeError(f"filters must be a positive integer; received filters={filters!r}")
-    if filters <= 0:
-        raise ValueError(f"filters must be a positive integer; received filters={filters!r}")
-    return int(filters)
 
 
 def _check_padding(padding):
@@ -94,8 +76,8 @@ class Conv2D(KernelLayer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.filters = _check_filters(filters)
-        self.groups = _check_groups(groups)
+        self.filters = _arguments.check_positive_int(filters, "filters")
+        self.groups = _arguments.check_positive_int(groups, "groups")
         if self.filters % self.groups != 0:
             raise ValueError(
                 "filters must be divisible by groups; "
