@@ -8,7 +8,6 @@ regularization terms, as Keras reports them.
 
 import math
 import numbers
-import os
 import sys
 import time
 
@@ -18,6 +17,7 @@ from . import losses as _losses
 from . import optimizers as _optimizers
 from .autograd.tape import GradientTape
 from .autograd.tensor import as_array
+from . import _weights_io
 from ._naming import unique_name
 from .callbacks import CallbackList, History
 from .metrics import (  # noqa: F401  (accuracy functions re-exported for compatibility)
@@ -251,30 +251,15 @@ class Sequential:
         ValueError
             If the count or a shape differs (nothing is assigned then).
         """
-        from .layers.base import _numeric_weight, _weight_list
+        _weights_io.assign_weights(f"model {self.name!r}", self.weights, weights)
 
-        targets = self.weights
-        weights = _weight_list(weights, f"set_weights of model {self.name!r}")
-        arrays = [
-            _numeric_weight(value, targets[index].name if index < len(targets) else f"#{index}")
-            for index, value in enumerate(weights)
+    def _named_weights(self):
+        """``("<layer index>.<weight name>", variable)`` for every weight, in layer order."""
+        return [
+            (f"{index}.{variable.name.rsplit('/', 1)[-1]}", variable)
+            for index, layer in enumerate(self._layers)
+            for variable in layer.weights
         ]
-        expected = [tuple(variable.shape) for variable in targets]
-        received = [array.shape for array in arrays]
-        if expected != received:
-            raise ValueError(
-                f"model {self.name!r} expects {len(expected)} weight arrays with shapes {expected}; "
-                f"received {len(received)} arrays with shapes {received}"
-            )
-        for variable, array in zip(targets, arrays):
-            variable.assign(array)
-
-    def _weight_keys(self):
-        keys = []
-        for index, layer in enumerate(self._layers):
-            for variable in layer.weights:
-                keys.append(f"{index}.{variable.name.rsplit('/', 1)[-1]}")
-        return keys
 
     def save_weights(self, filepath):
         """Write every weight to an ``.npz`` file (keys ``"<layer index>.<weight name>"``).
@@ -286,9 +271,7 @@ class Sequential:
         """
         filepath = self._check_npz_path(filepath)
         self._require_built("save_weights()")
-        arrays = dict(zip(self._weight_keys(), (v.numpy() for layer in self._layers for v in layer.weights)))
-        with open(filepath, "wb") as handle:
-            np.savez(handle, **arrays)
+        _weights_io.save_named(filepath, self._named_weights())
 
     def load_weights(self, filepath):
         """Read weights written by :meth:`save_weights`.
@@ -300,34 +283,11 @@ class Sequential:
         """
         filepath = self._check_npz_path(filepath)
         self._require_built("load_weights()")
-        from .layers.base import _numeric_weight, load_npz
-
-        stored = load_npz(filepath, f"model {self.name!r}")
-        variables = [v for layer in self._layers for v in layer.weights]
-        problems = []
-        for key, variable in zip(self._weight_keys(), variables):
-            if key not in stored:
-                problems.append(f"{key!r} is missing")
-            elif stored[key].shape != tuple(variable.shape):
-                problems.append(f"{key!r} has shape {stored[key].shape}, expected {tuple(variable.shape)}")
-        if problems:
-            raise ValueError(
-                f"cannot load weights of model {self.name!r} from {filepath!r}: " + "; ".join(problems)
-                + f"; the file holds {sorted(stored)}"
-            )
-        arrays = [
-            _numeric_weight(stored[key], f"{key} in {filepath}") for key in self._weight_keys()
-        ]
-        for variable, array in zip(variables, arrays):
-            variable.assign(array)
+        _weights_io.load_named(f"model {self.name!r}", filepath, self._named_weights())
 
     @staticmethod
     def _check_npz_path(filepath):
-        try:
-            filepath = os.fspath(filepath)
-        except TypeError:
-            raise TypeError(
-                f"filepath must be a path ending in .npz; received filepath={filepath!r}") from None
+        filepath = _weights_io.file_path(filepath, "filepath")
         if not str(filepath).endswith(".npz"):
             raise ValueError(f"filepath must end in .npz; received filepath={filepath!r}")
         return filepath

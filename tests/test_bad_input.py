@@ -451,7 +451,7 @@ def test_load_weights_refuses_paths_and_unreadable_files(tmp_path):
 def test_sequential_load_weights_refuses(tmp_path):
     model = numconv.Sequential([layers.Dense(2, input_shape=(3,))])
     np.savez(tmp_path / "w.npz", **{"0.kernel": np.ones((3, 2))})
-    with pytest.raises(ValueError, match=r"'0.bias' is missing; the file holds \['0.kernel'\]"):
+    with pytest.raises(ValueError, match=r"'0.bias' is missing \(expected shape \(2,\)\); the file holds \['0.kernel'\]"):
         model.load_weights(tmp_path / "w.npz")
     np.savez(tmp_path / "c.npz", **{"0.kernel": np.ones((3, 2), complex), "0.bias": np.ones(2)})
     with pytest.raises(TypeError, match=r"dtype complex128 for weight '0.kernel in .*c.npz'"):

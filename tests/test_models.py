@@ -347,7 +347,7 @@ def test_save_and_load_weights(tmp_path):
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)
     wrong = Sequential([layers.Dense(5, input_shape=(2,))])
-    with pytest.raises(ValueError, match=r"'0.kernel' has shape \(2, 4\), expected \(2, 5\)"):
+    with pytest.raises(ValueError, match=r"'0.kernel' has shape \(2, 4\) \(expected shape \(2, 5\)\)"):
         wrong.load_weights(path)
     with pytest.raises(ValueError, match=r"filepath must end in .npz; received filepath='w.h5'"):
         model.save_weights("w.h5")

@@ -18,6 +18,7 @@ import numpy as np
 from .. import config as _config
 from .. import regularizers as _regularizers
 from .. import ops as _ops
+from .. import _weights_io
 from .._naming import snake_case, unique_name
 from ..autograd.tensor import Tensor, Variable, as_array
 
@@ -88,50 +89,6 @@ def _weight_shape(shape, name):
     return tuple(int(size) for size in sizes)
 
 
-def _weight_list(weights, what):
-    """``weights`` as a list; TypeError naming it when it is not a sequence of arrays."""
-    if weights is None or isinstance(weights, (str, bytes, np.ndarray, Tensor)) or \
-            not hasattr(weights, "__iter__"):
-        raise TypeError(
-            f"{what} expects a list of arrays; received weights={weights!r:.80}"
-        )
-    return list(weights)
-
-
-def _numeric_weight(value, label):
-    """``value`` as an ndarray of real numbers; TypeError naming the weight otherwise."""
-    if value is None:
-        raise TypeError(f"weights must be numeric arrays; received None for weight {label!r}")
-    try:
-        array = np.asarray(as_array(value))
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"weights must be numeric arrays; received {value!r:.80} for weight {label!r}"
-        ) from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"weights must be numeric arrays; received an array of dtype {array.dtype} "
-            f"for weight {label!r}"
-        )
-    return array
-
-
-def load_npz(path, owner):
-    """The arrays of an .npz weights file as a dict; ValueError naming the file if unreadable."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not an .npz archive of named arrays")
-        with archive:
-            return {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, EOFError) as error:
-        raise ValueError(
-            f"cannot load weights of {owner} from {path!r}: not a readable .npz file ({error})"
-        ) from error
-
-
 def shape_tuple(shape):
     """A shape argument as a tuple of ints or None."""
     if isinstance(shape, (Tensor, np.ndarray)):
@@ -142,13 +99,6 @@ def shape_tuple(shape):
         raise TypeError(
             f"input_shape must be a tuple of integers or None; received input_shape={shape!r}"
         ) from None
-
-
-def _shape_or_none(value):
-    try:
-        return tuple(np.shape(as_array(value)))
-    except (TypeError, ValueError):
-        return None
 
 
 class Layer:
@@ -324,40 +274,16 @@ class Layer:
         ValueError
             If the count or a shape differs (nothing is assigned then).
         """
-        targets = self.weights
-        weights = _weight_list(weights, f"set_weights of layer {self.name!r}")
-        expected = [tuple(variable.shape) for variable in targets]
-        if len(weights) != len(targets):
-            received = [_shape_or_none(value) for value in weights]
-            raise ValueError(
-                f"layer {self.name!r} expects {len(targets)} weight arrays with shapes {expected}; "
-                f"received {len(weights)} arrays with shapes {received}"
-            )
-        arrays = []
-        for variable, value in zip(targets, weights):
-            array = _numeric_weight(value, variable.name)
-            if array.shape != tuple(variable.shape):
-                received = [_shape_or_none(item) for item in weights]
-                raise ValueError(
-                    f"layer {self.name!r} weight {variable.name!r} has shape "
-                    f"{tuple(variable.shape)} "
-                    f"but the provided array has shape {array.shape}; expected shapes {expected}, "
-                    f"received shapes {received}"
-                )
-            arrays.append(array)
-        for variable, array in zip(targets, arrays):
-            variable.assign(array)
+        _weights_io.assign_weights(f"layer {self.name!r}", self.weights, weights)
 
     # -- saving -----------------------------------------------------------------------
     def save_weights(self, path):
-        """Write the weights to an ``.npz`` file, one array per weight name."""
+        """Write the weights to an ``.npz`` file at ``path``, one array per weight name."""
         self._require_built("save_weights()")
-        path = os.fspath(path)
-        arrays = {
-            name: variable.numpy() for name, variable in zip(self._weight_names, self._weights)
-        }
-        with open(path, "wb") as handle:
-            np.savez(handle, **arrays)
+        _weights_io.save_named(_weights_io.file_path(path, "path"), self._named_weights())
+
+    def _named_weights(self):
+        return list(zip(self._weight_names, self._weights))
 
     def load_weights(self, path):
         """Read weights written by :meth:`save_weights`.
@@ -368,33 +294,10 @@ class Layer:
             If an array is missing or mis-shaped; the weights are unchanged then.
         """
         self._require_built("load_weights()")
-        try:
-            path = os.fspath(path)
-        except TypeError:
-            raise TypeError(f"path must be a file path; received path={path!r:.80}") from None
+        path = _weights_io.file_path(path, "path")
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
             path = path + ".npz"
-        stored = load_npz(path, f"layer {self.name!r}")
-        problems = []
-        for name, variable in zip(self._weight_names, self._weights):
-            if name not in stored:
-                problems.append(f"{name!r} is missing (expected shape {tuple(variable.shape)})")
-            elif stored[name].shape != tuple(variable.shape):
-                problems.append(
-                    f"{name!r} has shape {stored[name].shape} "
-                    f"(expected shape {tuple(variable.shape)})"
-                )
-        if problems:
-            raise ValueError(
-                f"cannot load weights of layer {self.name!r} from {path!r}: "
-                + "; ".join(problems)
-                + f"; the file holds {sorted(stored)}"
-            )
-        arrays = [
-            _numeric_weight(stored[name], f"{name} in {path}") for name in self._weight_names
-        ]
-        for variable, array in zip(self._weights, arrays):
-            variable.assign(array)
+        _weights_io.load_named(f"layer {self.name!r}", path, self._named_weights())
 
     # -- config -----------------------------------------------------------------------
     def get_config(self):
