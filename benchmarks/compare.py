@@ -561,6 +561,36 @@ def save_json(results, args, path):
     print(f"raw results written to {path}", file=sys.stderr)
 
 
+def load_json_runs(paths):
+    """Results merged from --json files: each time is the best over all runs.
+
+    On a shared machine a second run made later gives every library more
+    chances at a quiet moment; a verification must hold in every run.
+    """
+    results = Results()
+    runs = 0
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            payload = json.load(handle)
+        runs += payload["repeat"]
+        results.versions.update(payload["versions"])
+        for dtype, rate in payload["matmul_gflops"].items():
+            results.matmul[dtype] = max(rate, results.matmul.get(dtype, 0.0))
+        for record in payload["times_seconds"]:
+            key = (record["runner"], record["dtype"], record["pass"], record["shape"])
+            seconds, note = record["seconds"], record["note"]
+            previous = results.times.get(key, (None, None))[0]
+            if previous is not None and (seconds is None or previous <= seconds):
+                continue
+            results.times[key] = (seconds, note)
+        for record in payload["verification"]:
+            key = (record["peer"], record["dtype"], record["pass"], record["shape"])
+            difference, ok = results.verification.get(key, (0.0, True))
+            results.verification[key] = (
+                max(difference, record["relative_difference"]), ok and record["ok"])
+    return results, runs
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -575,6 +605,8 @@ def parse_arguments(argv):
     parser.add_argument("--json", help="write every raw time to this file")
     parser.add_argument("--no-channels-first", action="store_true",
                         help="skip numconv's channels_first timings")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE",
+                        help="measure nothing: report the best times of earlier --json runs")
     parser.add_argument("--tf-python", help="run TensorFlow in this interpreter instead")
     parser.add_argument("--torch-python", help="run PyTorch in this interpreter instead")
     parser.add_argument("--worker", choices=PEERS, help=argparse.SUPPRESS)
@@ -591,6 +623,13 @@ def main(argv=None):
         os.environ.setdefault(variable, str(THREADS))  # reaches worker interpreters
     if args.worker:
         run_worker(args.worker, args)
+        return 0
+    if args.from_json:
+        results, args.repeat = load_json_runs(args.from_json)
+        peers = [p for p in args.peers if p in results.versions]
+        print(report(results, args, peers))
+        if args.png:
+            save_chart(results, args, peers, args.png)
         return 0
 
     results = Results()
