@@ -37,26 +37,35 @@ def _im2col_row(x, cols, row, row0, out_h, kernel_h, kernel_w, out_w, stride_h, 
     n = row // out_h
     oh = row % out_h
     base = (row - row0) * out_w
+    flat_x = x.reshape(x.size)
+    tap_row = kernel_w * channels
     for ow in range(out_w):
         dst = cols[base + ow]
-        k = 0
+        iw0 = ow * stride_w - pad_left
+        # With no dilation and the window inside the image, the kernel_w taps of
+        # one kernel row are kernel_w * channels contiguous input values.
+        contiguous = dilation_w == 1 and iw0 >= 0 and iw0 + kernel_w <= width
         for kh in range(kernel_h):
+            k = kh * tap_row
             ih = oh * stride_h + kh * dilation_h - pad_top
             if ih < 0 or ih >= height:
-                for j in range(kernel_w * channels):
+                for j in range(tap_row):
                     dst[k + j] = 0.0
-                k += kernel_w * channels
                 continue
-            x_row = x[n, ih]
+            start = ((n * height + ih) * width + iw0) * channels
+            if contiguous:
+                for j in range(tap_row):
+                    dst[k + j] = flat_x[start + j]
+                continue
             for kw in range(kernel_w):
-                iw = ow * stride_w + kw * dilation_w - pad_left
+                iw = iw0 + kw * dilation_w
                 if iw < 0 or iw >= width:
                     for c in range(channels):
                         dst[k + c] = 0.0
                 else:
-                    src = x_row[iw]
+                    src = start + kw * dilation_w * channels
                     for c in range(channels):
-                        dst[k + c] = src[c]
+                        dst[k + c] = flat_x[src + c]
                 k += channels
 
 

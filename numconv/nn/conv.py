@@ -243,6 +243,16 @@ def grad_input_path(geometry):
     return "col2im"
 
 
+def _pack(serial_kernel, parallel_kernel, work, *args):
+    """Run an im2col / col2im kernel next to BLAS products."""
+    if PACK_IN_PARALLEL:
+        return runtime.run(serial_kernel, parallel_kernel, work, *args)
+    return serial_kernel(*args)
+
+
+PACK_IN_PARALLEL = True
+
+
 def _rows_per_chunk(out_w, columns, itemsize, total_rows):
     """Output rows per im2col chunk: as many as fit the buffer budget, at least one."""
     rows = COLUMN_BUFFER_BYTES // max(out_w * columns * itemsize, 1)
@@ -261,8 +271,8 @@ def _gemm_forward(x, kernel, bias, out, out_h, out_w, scalars):
     for row0 in range(0, total_rows, chunk):
         row1 = min(row0 + chunk, total_rows)
         pixels = (row1 - row0) * out_w
-        runtime.run(gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
-                    x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
+        _pack(gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
+              x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
         target = out_rows[row0 * out_w:row1 * out_w]
         np.matmul(cols[:pixels], weights, out=target)
         if bias is not None:
@@ -282,8 +292,8 @@ def _gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars):
     for row0 in range(0, total_rows, chunk):
         row1 = min(row0 + chunk, total_rows)
         pixels = (row1 - row0) * out_w
-        runtime.run(gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
-                    x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
+        _pack(gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
+              x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
         product = np.matmul(cols[:pixels].T, grad_rows[row0 * out_w:row1 * out_w],
                             out=total if row0 == 0 else partial)
         if row0 != 0:
@@ -304,8 +314,8 @@ def _col2im_grad_input(grad_output, kernel, grad_input, out_h, out_w, scalars):
         row1 = min(row0 + chunk, total_rows)
         pixels = (row1 - row0) * out_w
         np.matmul(grad_rows[row0 * out_w:row1 * out_w], weights_t, out=cols[:pixels])
-        runtime.run(gemm_kernels.col2im_add_serial, gemm_kernels.col2im_add, pixels * columns,
-                    cols, grad_input, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
+        _pack(gemm_kernels.col2im_add_serial, gemm_kernels.col2im_add, pixels * columns,
+              cols, grad_input, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
 
 
 def _flipped_grad_input(grad_output, kernel, grad_input, geometry):
