@@ -17,7 +17,6 @@ _DATA_FORMATS = ("channels_last", "channels_first")
 _FLOAT_TYPES = ("float16", "float32", "float64")
 
 
-
 def numconv_home():
     """Folder holding ``numconv.json``: ``$NUMCONV_HOME`` or ``~/.numconv``."""
     return os.environ.get("NUMCONV_HOME") or os.path.join(os.path.expanduser("~"), ".numconv")

@@ -56,6 +56,7 @@ def _check_number(value, name, minimum=None):
 def _check_axis(axis):
     """``axis`` as an int or a tuple of ints (what get_config returns)."""
     items = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+
     def is_int(item):
         return isinstance(item, numbers.Integral) and not isinstance(item, (bool, np.bool_))
 

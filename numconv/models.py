@@ -24,6 +24,7 @@ from .metrics import (  # noqa: F401  (accuracy functions re-exported for compat
     Mean, Metric, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
 )
 
+
 def _check_int(value, name, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer; received {name}={value!r}")

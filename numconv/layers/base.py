@@ -22,6 +22,7 @@ from .. import _weights_io
 from .._naming import snake_case, unique_name
 from ..autograd.tensor import Tensor, Variable, as_array
 
+
 @functools.lru_cache(maxsize=None)
 def _call_takes_training(layer_class):
     """Whether ``layer_class.call`` accepts ``training`` (user subclasses may omit it)."""
