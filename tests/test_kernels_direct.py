@@ -2,8 +2,9 @@
 
 The forward kernel takes four pixels at a time where their windows lie inside the
 image and one at a time at the borders; the input gradient has a filter-vectorised
-path for few channels per group; depthwise kernels with multiplier 1 add four taps
-per pass.  Each case is compared with tests/reference.py, and serial with parallel.
+path for few channels per group; groups with few filters each are vectorised across
+all groups (forward and kernel gradient through expanded input rows); depthwise
+kernels with multiplier 1 add four taps per pass.  Each case is compared with tests/reference.py, and serial with parallel.
 """
 
 import numpy as np
@@ -22,6 +23,10 @@ CASES = [
     (2, 13, 14, 2, 1, 12, (3, 3), 1, 2, "same"),     # dilation, few channels
     (2, 9, 10, 8, 4, 40, (3, 2), 1, 1, "same"),      # groups of 2 channels, 10 filters
     (2, 9, 10, 8, 4, 8, (3, 3), 1, 1, "same"),       # groups of 2 channels, 2 filters
+    (2, 9, 11, 16, 4, 16, (3, 3), 2, 1, "same"),     # groups of 4 x 4 (vectorised across groups)
+    (1, 10, 12, 12, 3, 12, (3, 3), 1, 2, "same"),    # groups of 4 x 4, dilated
+    (3, 6, 7, 8, 2, 12, (2, 3), 1, 1, "valid"),      # 4 channels, 6 filters per group; bands
+                                                     # of rows cross images (5 rows each)
     (2, 10, 9, 24, 24, 24, (3, 3), 1, 1, "same"),    # depthwise, multiplier 1
     (2, 10, 9, 6, 6, 12, (3, 3), 2, 1, "same"),      # depthwise, multiplier 2
     (1, 7, 15, 16, 16, 16, (5, 3), 1, (1, 2), "valid"),  # depthwise, dilated width
@@ -86,7 +91,15 @@ def test_kernels_match_reference_and_serial_equals_parallel(case, dtype):
     np.testing.assert_allclose(serial[2], expected_grads[1], **tolerance)
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7]])
+def test_cases_cover_the_paths_vectorised_across_groups():
+    across = [case for case in CASES
+              if conv_kernels._across_groups(np.empty((case[6][0], 1, case[3] // case[4], case[5])),
+                                             case[3], case[2], _geometry(case)[1][2])]
+    assert len(across) >= 3
+    assert any(case[7] > 1 for case in across) and any(_geometry(case)[1][2] > 1 for case in across)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7], CASES[10]])
 def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
     rng = np.random.default_rng(8)
     x, kernel, bias, grad_output = _arrays(case, np.float64, rng)

@@ -71,10 +71,14 @@ def reduction_chunks(rows, partial_elements):
 def _valid_taps(o, stride, dilation, pad, kernel_size, size):
     """[first, stop) of the taps k whose input o * stride + k * dilation - pad is in [0, size)."""
     start = o * stride - pad
+    last = size - 1 - start
+    if dilation == 1:  # no integer division on the common path
+        first = min(max(-start, 0), kernel_size)
+        stop = 0 if last < 0 else min(last + 1, kernel_size)
+        return first, max(stop, first)
     first = 0
     if start < 0:
         first = min((-start + dilation - 1) // dilation, kernel_size)
-    last = size - 1 - start
     stop = 0 if last < 0 else min(last // dilation + 1, kernel_size)
     return first, max(stop, first)
 
@@ -200,6 +204,146 @@ def _forward_row(x, weights, bias, out, n, oh, stride_h, stride_w, dilation_h, d
             ow += block
 
 
+# Groups with few filters each (grouped32: 4 channels and 4 filters per group) give
+# vectors of a few filters, which LLVM leaves scalar.  The "across groups" paths
+# vectorise over all filters of all groups at once.  Filter f reads input channel
+# (f // group_filters) * group_channels + c, so input rows are first copied
+# expanded: expanded[iw, c, f] = x[n, ih, iw, (f // group_filters) * group_channels + c].
+# A tile is a band of output rows sharing a ring of expanded input rows, so each
+# input row is expanded about once per band rather than once per kernel row.
+# Above this many elements of expanded rows per tile, the per-group loops are used.
+EXPANDED_ELEMENTS = 1 << 20
+# Below this many filters per group the per-group vectors are too short to pay.
+FEW_GROUP_FILTERS = 8
+# Output rows per tile of the across-groups forward pass.
+BAND_ROWS = 4
+
+
+@jit.kernel()
+def _ring_slots(kernel_h, dilation_h):
+    """Expanded rows kept per tile: the kernel rows of one output row never share a slot."""
+    return (kernel_h - 1) * dilation_h + 1
+
+
+@jit.kernel()
+def _across_groups(weights, channels, width, dilation_h):
+    """Whether a grouped convolution takes the paths vectorised across groups (shape-only)."""
+    kernel_h, group_channels, filters = weights.shape[0], weights.shape[2], weights.shape[3]
+    groups = channels // group_channels
+    if groups == 1 or filters // groups >= FEW_GROUP_FILTERS or filters < FEW_GROUP_FILTERS:
+        return False
+    slots = _ring_slots(kernel_h, dilation_h)
+    return slots * width * group_channels * filters <= EXPANDED_ELEMENTS
+
+
+@jit.kernel()
+def _expanded_sources(group_channels, filters, groups):
+    """sources[c, f]: the input channel filter f reads as its group's channel c."""
+    group_filters = filters // groups
+    sources = np.empty((group_channels, filters), dtype=np.int64)
+    for c in range(group_channels):
+        for f in range(filters):
+            sources[c, f] = (f // group_filters) * group_channels + c
+    return sources
+
+
+@jit.kernel()
+def _expand_row(x_row, sources, expanded):
+    """expanded[iw, c, f] = x_row[iw, sources[c, f]] for a (width, channels) input row."""
+    for iw in range(x_row.shape[0]):
+        pixel = x_row[iw]
+        for c in range(sources.shape[0]):
+            source_row = sources[c]
+            target = expanded[iw, c]
+            for f in range(source_row.shape[0]):
+                target[f] = pixel[source_row[f]]
+
+
+@jit.kernel()
+def _ring_rows(x, sources, ring, ring_tags, ring_of_kh, n, oh, stride_h, dilation_h, pad_top):
+    """Expand the input rows output row (n, oh) reads into the ring; returns its kh range.
+
+    ring_of_kh[kh] is set to the slot holding kernel row kh's input row.
+    """
+    height = x.shape[1]
+    kernel_h = ring_of_kh.shape[0]
+    slots = ring.shape[0]
+    kh_first, kh_stop = _valid_taps(oh, stride_h, dilation_h, pad_top, kernel_h, height)
+    for kh in range(kh_first, kh_stop):
+        ih = oh * stride_h + kh * dilation_h - pad_top
+        slot = ih % slots
+        if ring_tags[slot] != n * height + ih:
+            _expand_row(x[n, ih], sources, ring[slot])
+            ring_tags[slot] = n * height + ih
+        ring_of_kh[kh] = slot
+    return kh_first, kh_stop
+
+
+@jit.kernel()
+def _forward_band_across_groups(x, weights, bias, out, sources, band, stride_h, stride_w,
+                                dilation_h, dilation_w, pad_top, pad_left):
+    """``_forward_row`` for a band of rows, vectorised over all filters.
+
+    Same terms in the same order per output element as ``_forward_row``.
+    """
+    width = x.shape[2]
+    kernel_h, kernel_w, group_channels, filters = weights.shape
+    out_h, out_w = out.shape[1], out.shape[2]
+    pixel_size = group_channels * filters
+    slots = _ring_slots(kernel_h, dilation_h)
+    ring = np.empty((slots, width, group_channels, filters), dtype=out.dtype)
+    ring_tags = np.full(slots, -1, dtype=np.int64)
+    ring_of_kh = np.zeros(kernel_h, dtype=np.int64)
+    x_rows = ring.reshape(slots * width * pixel_size)
+    w_rows = weights.reshape((kernel_h * kernel_w * group_channels, filters))
+    term_x = np.empty(kernel_h * kernel_w * group_channels, dtype=np.int64)
+    term_w = np.empty(kernel_h * kernel_w * group_channels, dtype=np.int64)
+    row_stop = min((band + 1) * BAND_ROWS, out.shape[0] * out_h)
+    for row in range(band * BAND_ROWS, row_stop):
+        n = row // out_h
+        oh = row % out_h
+        kh_first, kh_stop = _ring_rows(x, sources, ring, ring_tags, ring_of_kh, n, oh,
+                                       stride_h, dilation_h, pad_top)
+        terms_kw = (-1, -1)
+        terms = 0
+        for ow in range(out_w):
+            kw_first, kw_stop = _valid_taps(ow, stride_w, dilation_w, pad_left, kernel_w, width)
+            if (kw_first, kw_stop) != terms_kw:
+                terms = 0
+                for kh in range(kh_first, kh_stop):
+                    for kw in range(kw_first, kw_stop):
+                        for c in range(group_channels):
+                            term_x[terms] = ((ring_of_kh[kh] * width + kw * dilation_w)
+                                             * group_channels + c) * filters
+                            term_w[terms] = (kh * kernel_w + kw) * group_channels + c
+                            terms += 1
+                terms_kw = (kw_first, kw_stop)
+            base = (ow * stride_w - pad_left) * pixel_size
+            acc = out[n, oh, ow]
+            acc[:] = 0.0
+            t = 0
+            while t + 4 <= terms:
+                i0, i1 = base + term_x[t], base + term_x[t + 1]
+                i2, i3 = base + term_x[t + 2], base + term_x[t + 3]
+                x0, x1 = x_rows[i0:i0 + filters], x_rows[i1:i1 + filters]
+                x2, x3 = x_rows[i2:i2 + filters], x_rows[i3:i3 + filters]
+                w0, w1 = w_rows[term_w[t]], w_rows[term_w[t + 1]]
+                w2, w3 = w_rows[term_w[t + 2]], w_rows[term_w[t + 3]]
+                for f in range(filters):
+                    acc[f] = acc[f] + x0[f] * w0[f] + x1[f] * w1[f] + x2[f] * w2[f] \
+                        + x3[f] * w3[f]
+                t += 4
+            while t < terms:
+                i0 = base + term_x[t]
+                x0 = x_rows[i0:i0 + filters]
+                w0 = w_rows[term_w[t]]
+                for f in range(filters):
+                    acc[f] = acc[f] + x0[f] * w0[f]
+                t += 1
+            for f in range(filters):
+                acc[f] = acc[f] + bias[f]
+
+
 @jit.kernel()
 def _depthwise_forward_row(x, weights, bias, out, n, oh, stride_h, stride_w, dilation_h,
                            dilation_w, pad_top, pad_left):
@@ -272,6 +416,12 @@ def conv2d_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilatio
                    pad_top, pad_left):
     """Grouped 2-D cross-correlation plus bias, written into ``out`` (N, OH, OW, F)."""
     out_h = out.shape[1]
+    if _across_groups(kernel, x.shape[3], x.shape[2], dilation_h):
+        sources = _expanded_sources(kernel.shape[2], kernel.shape[3], x.shape[3] // kernel.shape[2])
+        for band in prange(-(-out.shape[0] * out_h // BAND_ROWS)):
+            _forward_band_across_groups(x, kernel, bias, out, sources, np.int64(band), stride_h,
+                                        stride_w, dilation_h, dilation_w, pad_top, pad_left)
+        return
     for tile in prange(out.shape[0] * out_h):
         _forward_row(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h, stride_w,
                      dilation_h, dilation_w, pad_top, pad_left)
@@ -282,6 +432,12 @@ def conv2d_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h, 
                           pad_top, pad_left):
     """Serial build of :func:`conv2d_forward`."""
     out_h = out.shape[1]
+    if _across_groups(kernel, x.shape[3], x.shape[2], dilation_h):
+        sources = _expanded_sources(kernel.shape[2], kernel.shape[3], x.shape[3] // kernel.shape[2])
+        for band in range(-(-out.shape[0] * out_h // BAND_ROWS)):
+            _forward_band_across_groups(x, kernel, bias, out, sources, band, stride_h,
+                                        stride_w, dilation_h, dilation_w, pad_top, pad_left)
+        return
     for tile in range(out.shape[0] * out_h):
         _forward_row(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h, stride_w,
                      dilation_h, dilation_w, pad_top, pad_left)
@@ -320,9 +476,13 @@ def depthwise_conv2d_forward_serial(x, kernel, bias, out, stride_h, stride_w, di
 def _output_index(i, k, pad, stride, dilation, out_size):
     """Output position whose window puts tap ``k`` on input ``i``, or -1."""
     shifted = i + pad - k * dilation
-    if shifted < 0 or shifted % stride != 0:
+    if shifted < 0:
         return -1
-    o = shifted // stride
+    o = shifted
+    if stride != 1:  # an integer division costs more than a pass over a short row
+        if shifted % stride != 0:
+            return -1
+        o = shifted // stride
     if o >= out_size:
         return -1
     return o
@@ -380,6 +540,47 @@ def _depthwise_grad_input_row(grad_output, weights, grad_input, n, ih, stride_h,
     width, channels = grad_input.shape[2], grad_input.shape[3]
     kernel_h, kernel_w, filters = weights.shape[0], weights.shape[1], weights.shape[3]
     multiplier = filters // channels
+    if multiplier == 1:
+        # The taps landing on a pixel are listed in (kh, kw) order, then added four
+        # per pass over the pixel's row: a quarter of the accumulator loads and stores.
+        grad_image = grad_output[n].reshape(out_h * out_w * channels)
+        w_taps = weights.reshape((kernel_h * kernel_w, channels))
+        taps = np.empty(kernel_h * kernel_w, dtype=np.int64)
+        starts = np.empty(kernel_h * kernel_w, dtype=np.int64)
+        for iw in range(width):
+            terms = 0
+            for kh in range(kernel_h):
+                oh = _output_index(ih, kh, pad_top, stride_h, dilation_h, out_h)
+                if oh < 0:
+                    continue
+                for kw in range(kernel_w):
+                    ow = _output_index(iw, kw, pad_left, stride_w, dilation_w, out_w)
+                    if ow < 0:
+                        continue
+                    taps[terms] = kh * kernel_w + kw
+                    starts[terms] = (oh * out_w + ow) * channels
+                    terms += 1
+            acc = grad_input[n, ih, iw]
+            acc[:] = 0.0
+            t = 0
+            while t + 4 <= terms:
+                g0 = grad_image[starts[t]:starts[t] + channels]
+                g1 = grad_image[starts[t + 1]:starts[t + 1] + channels]
+                g2 = grad_image[starts[t + 2]:starts[t + 2] + channels]
+                g3 = grad_image[starts[t + 3]:starts[t + 3] + channels]
+                w0, w1 = w_taps[taps[t]], w_taps[taps[t + 1]]
+                w2, w3 = w_taps[taps[t + 2]], w_taps[taps[t + 3]]
+                for c in range(channels):
+                    acc[c] = acc[c] + g0[c] * w0[c] + g1[c] * w1[c] + g2[c] * w2[c] \
+                        + g3[c] * w3[c]
+                t += 4
+            while t < terms:
+                g0 = grad_image[starts[t]:starts[t] + channels]
+                w0 = w_taps[taps[t]]
+                for c in range(channels):
+                    acc[c] = acc[c] + g0[c] * w0[c]
+                t += 1
+        return
     acc = np.empty(channels, dtype=grad_input.dtype)
     for iw in range(width):
         acc[:] = 0.0
@@ -393,13 +594,9 @@ def _depthwise_grad_input_row(grad_output, weights, grad_input, n, ih, stride_h,
                     continue
                 grad_pixel = grad_output[n, oh, ow]
                 weight_row = weights[kh, kw, 0]
-                if multiplier == 1:
-                    for c in range(channels):
-                        acc[c] += grad_pixel[c] * weight_row[c]
-                else:
-                    for c in range(channels):
-                        for j in range(c * multiplier, (c + 1) * multiplier):
-                            acc[c] += grad_pixel[j] * weight_row[j]
+                for c in range(channels):
+                    for j in range(c * multiplier, (c + 1) * multiplier):
+                        acc[c] += grad_pixel[j] * weight_row[j]
         grad_pixel_in = grad_input[n, ih, iw]
         for c in range(channels):
             grad_pixel_in[c] = acc[c]
@@ -411,8 +608,8 @@ def _grad_input_row_by_filters(grad_output, weights, grad_input, n, ih, stride_h
     """``_grad_input_row`` for few channels per group: vectorised over the filters.
 
     For each input element, the products of each filter are summed over the taps
-    (four taps per pass, in a vector over the filters), then the filters' sums are
-    added in filter order.
+    (four taps per pass, in a vector over all filters of all groups), then each
+    group's filter sums are added in filter order.
     """
     out_h, out_w = grad_output.shape[1], grad_output.shape[2]
     width, channels = grad_input.shape[2], grad_input.shape[3]
@@ -421,8 +618,9 @@ def _grad_input_row_by_filters(grad_output, weights, grad_input, n, ih, stride_h
     group_filters = filters // groups
     taps = np.empty(kernel_h * kernel_w, dtype=np.int64)  # kh * kernel_w + kw
     rows = np.empty(kernel_h * kernel_w, dtype=np.int64)  # oh * out_w + ow
-    partial = np.empty(group_filters, dtype=grad_input.dtype)
+    partial = np.empty((group_channels, filters), dtype=grad_input.dtype)
     grad_image = grad_output[n].reshape((out_h * out_w, filters))
+    w_rows = weights.reshape((kernel_h * kernel_w * group_channels, filters))
     for iw in range(width):
         terms = 0
         for kh in range(kernel_h):
@@ -436,51 +634,47 @@ def _grad_input_row_by_filters(grad_output, weights, grad_input, n, ih, stride_h
                 taps[terms] = kh * kernel_w + kw
                 rows[terms] = oh * out_w + ow
                 terms += 1
+        for c in range(group_channels):
+            acc = partial[c]
+            acc[:] = 0.0
+            t = 0
+            while t + 4 <= terms:
+                g0, g1 = grad_image[rows[t]], grad_image[rows[t + 1]]
+                g2, g3 = grad_image[rows[t + 2]], grad_image[rows[t + 3]]
+                w0 = w_rows[taps[t] * group_channels + c]
+                w1 = w_rows[taps[t + 1] * group_channels + c]
+                w2 = w_rows[taps[t + 2] * group_channels + c]
+                w3 = w_rows[taps[t + 3] * group_channels + c]
+                for f in range(filters):
+                    acc[f] = acc[f] + g0[f] * w0[f] + g1[f] * w1[f] + g2[f] * w2[f] \
+                        + g3[f] * w3[f]
+                t += 4
+            while t < terms:
+                g0 = grad_image[rows[t]]
+                w0 = w_rows[taps[t] * group_channels + c]
+                for f in range(filters):
+                    acc[f] = acc[f] + g0[f] * w0[f]
+                t += 1
+        grad_pixel_in = grad_input[n, ih, iw]
         for g in range(groups):
             filter0 = g * group_filters
             for c in range(group_channels):
-                partial[:] = 0.0
-                t = 0
-                while t + 4 <= terms:
-                    g0 = grad_image[rows[t], filter0:filter0 + group_filters]
-                    g1 = grad_image[rows[t + 1], filter0:filter0 + group_filters]
-                    g2 = grad_image[rows[t + 2], filter0:filter0 + group_filters]
-                    g3 = grad_image[rows[t + 3], filter0:filter0 + group_filters]
-                    w0 = weights[taps[t] // kernel_w, taps[t] % kernel_w, c,
-                                 filter0:filter0 + group_filters]
-                    w1 = weights[taps[t + 1] // kernel_w, taps[t + 1] % kernel_w, c,
-                                 filter0:filter0 + group_filters]
-                    w2 = weights[taps[t + 2] // kernel_w, taps[t + 2] % kernel_w, c,
-                                 filter0:filter0 + group_filters]
-                    w3 = weights[taps[t + 3] // kernel_w, taps[t + 3] % kernel_w, c,
-                                 filter0:filter0 + group_filters]
-                    for f in range(group_filters):
-                        partial[f] = partial[f] + g0[f] * w0[f] + g1[f] * w1[f] \
-                            + g2[f] * w2[f] + g3[f] * w3[f]
-                    t += 4
-                while t < terms:
-                    g0 = grad_image[rows[t], filter0:filter0 + group_filters]
-                    w0 = weights[taps[t] // kernel_w, taps[t] % kernel_w, c,
-                                 filter0:filter0 + group_filters]
-                    for f in range(group_filters):
-                        partial[f] = partial[f] + g0[f] * w0[f]
-                    t += 1
-                total = partial[0]
-                for f in range(1, group_filters):
-                    total += partial[f]
-                grad_input[n, ih, iw, g * group_channels + c] = total
+                acc = partial[c]
+                total = acc[filter0]
+                for f in range(filter0 + 1, filter0 + group_filters):
+                    total += acc[f]
+                grad_pixel_in[g * group_channels + c] = total
 
 
-# Below this many channels per group (and with at least as many filters per group),
-# the input gradient is vectorised over the filters instead of the channels: a
-# vector of one to a few channels does not pay.
+# Below this many channels per group (and with at least as many filters in all),
+# the input gradient is vectorised over the filters of all groups instead of the
+# channels of a group: a vector of one to a few channels does not pay.
 FEW_GROUP_CHANNELS = 8
 
 
 @jit.kernel()
 def _by_filters(weights, channels):
-    group_filters = weights.shape[3] // (channels // weights.shape[2])
-    return weights.shape[2] < FEW_GROUP_CHANNELS and group_filters >= FEW_GROUP_CHANNELS
+    return weights.shape[2] < FEW_GROUP_CHANNELS and weights.shape[3] >= FEW_GROUP_CHANNELS
 
 
 @jit.kernel(parallel=True)
@@ -581,6 +775,72 @@ def _grad_kernel_tile(x, grad_output, partial, tile, rows_per_chunk, stride_h, s
 
 
 @jit.kernel()
+def _valid_outputs(k, stride, dilation, pad, out_size, size):
+    """[first, stop) of the outputs o whose input o * stride + k * dilation - pad is in [0, size).
+    """
+    offset = k * dilation - pad
+    first = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    last = size - 1 - offset
+    stop = 0 if last < 0 else min(last // stride + 1, out_size)
+    return first, max(stop, first)
+
+
+@jit.kernel()
+def _grad_kernel_chunk_across_groups(x, grad_output, partial, sources, chunk, rows_per_chunk,
+                                     stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                                     pad_left):
+    """``_grad_kernel_tile`` for all taps of a chunk at once, vectorised over all filters.
+
+    Every element sums its chunk's pixels in the same order as ``_grad_kernel_tile``.
+    """
+    width = x.shape[2]
+    out_h, out_w = grad_output.shape[1], grad_output.shape[2]
+    kernel_h, kernel_w, group_channels, filters = partial.shape[1:]
+    taps = partial[chunk]
+    taps.reshape(taps.size)[:] = 0.0
+    slots = _ring_slots(kernel_h, dilation_h)
+    ring = np.empty((slots, width, group_channels, filters), dtype=partial.dtype)
+    ring_tags = np.full(slots, -1, dtype=np.int64)
+    ring_of_kh = np.zeros(kernel_h, dtype=np.int64)
+    ow_first = np.empty(kernel_w, dtype=np.int64)
+    ow_stop = np.empty(kernel_w, dtype=np.int64)
+    for kw in range(kernel_w):
+        ow_first[kw], ow_stop[kw] = _valid_outputs(kw, stride_w, dilation_w, pad_left, out_w,
+                                                   width)
+    row_stop = min((chunk + 1) * rows_per_chunk, grad_output.shape[0] * out_h)
+    for row in range(chunk * rows_per_chunk, row_stop):
+        n = row // out_h
+        oh = row % out_h
+        kh_first, kh_stop = _ring_rows(x, sources, ring, ring_tags, ring_of_kh, n, oh,
+                                       stride_h, dilation_h, pad_top)
+        for kh in range(kh_first, kh_stop):
+            x_row = ring[ring_of_kh[kh]]
+            for kw in range(kernel_w):
+                iw0 = kw * dilation_w - pad_left
+                for c in range(group_channels):
+                    tap_row = taps[kh, kw, c]
+                    # Four pixels per pass, added in pixel order.
+                    ow = ow_first[kw]
+                    while ow + 4 <= ow_stop[kw]:
+                        x0 = x_row[ow * stride_w + iw0, c]
+                        x1 = x_row[(ow + 1) * stride_w + iw0, c]
+                        x2 = x_row[(ow + 2) * stride_w + iw0, c]
+                        x3 = x_row[(ow + 3) * stride_w + iw0, c]
+                        g0, g1 = grad_output[n, oh, ow], grad_output[n, oh, ow + 1]
+                        g2, g3 = grad_output[n, oh, ow + 2], grad_output[n, oh, ow + 3]
+                        for f in range(filters):
+                            tap_row[f] = tap_row[f] + x0[f] * g0[f] + x1[f] * g1[f] \
+                                + x2[f] * g2[f] + x3[f] * g3[f]
+                        ow += 4
+                    while ow < ow_stop[kw]:
+                        x0 = x_row[ow * stride_w + iw0, c]
+                        g0 = grad_output[n, oh, ow]
+                        for f in range(filters):
+                            tap_row[f] = tap_row[f] + x0[f] * g0[f]
+                        ow += 1
+
+
+@jit.kernel()
 def _depthwise_grad_kernel_tile(x, grad_output, partial, tile, rows_per_chunk, stride_h,
                                 stride_w, dilation_h, dilation_w, pad_top, pad_left):
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
@@ -641,9 +901,17 @@ def conv2d_grad_kernel(x, grad_output, grad_kernel, stride_h, stride_w, dilation
     """Gradient of the grouped convolution with respect to its kernel, into ``grad_kernel``."""
     chunks, rows_per_chunk = _chunking(grad_output, grad_kernel.size)
     partial = np.empty((chunks,) + grad_kernel.shape, dtype=grad_kernel.dtype)
-    for tile in prange(chunks * grad_kernel.shape[0] * grad_kernel.shape[1]):
-        _grad_kernel_tile(x, grad_output, partial, np.int64(tile), rows_per_chunk, stride_h,
-                          stride_w, dilation_h, dilation_w, pad_top, pad_left)
+    if _across_groups(grad_kernel, x.shape[3], x.shape[2], dilation_h):
+        sources = _expanded_sources(grad_kernel.shape[2], grad_kernel.shape[3],
+                                    x.shape[3] // grad_kernel.shape[2])
+        for chunk in prange(chunks):
+            _grad_kernel_chunk_across_groups(x, grad_output, partial, sources, np.int64(chunk),
+                                             rows_per_chunk, stride_h, stride_w, dilation_h,
+                                             dilation_w, pad_top, pad_left)
+    else:
+        for tile in prange(chunks * grad_kernel.shape[0] * grad_kernel.shape[1]):
+            _grad_kernel_tile(x, grad_output, partial, np.int64(tile), rows_per_chunk, stride_h,
+                              stride_w, dilation_h, dilation_w, pad_top, pad_left)
     flat_partial = partial.reshape((chunks, grad_kernel.size))
     flat_total = grad_kernel.reshape(grad_kernel.size)
     for block in prange(-(-grad_kernel.size // MERGE_BLOCK)):
@@ -656,9 +924,17 @@ def conv2d_grad_kernel_serial(x, grad_output, grad_kernel, stride_h, stride_w, d
     """Serial build of :func:`conv2d_grad_kernel` (same chunks, same sums)."""
     chunks, rows_per_chunk = _chunking(grad_output, grad_kernel.size)
     partial = np.empty((chunks,) + grad_kernel.shape, dtype=grad_kernel.dtype)
-    for tile in range(chunks * grad_kernel.shape[0] * grad_kernel.shape[1]):
-        _grad_kernel_tile(x, grad_output, partial, tile, rows_per_chunk, stride_h,
-                          stride_w, dilation_h, dilation_w, pad_top, pad_left)
+    if _across_groups(grad_kernel, x.shape[3], x.shape[2], dilation_h):
+        sources = _expanded_sources(grad_kernel.shape[2], grad_kernel.shape[3],
+                                    x.shape[3] // grad_kernel.shape[2])
+        for chunk in range(chunks):
+            _grad_kernel_chunk_across_groups(x, grad_output, partial, sources, chunk,
+                                             rows_per_chunk, stride_h, stride_w, dilation_h,
+                                             dilation_w, pad_top, pad_left)
+    else:
+        for tile in range(chunks * grad_kernel.shape[0] * grad_kernel.shape[1]):
+            _grad_kernel_tile(x, grad_output, partial, tile, rows_per_chunk, stride_h,
+                              stride_w, dilation_h, dilation_w, pad_top, pad_left)
     flat_partial = partial.reshape((chunks, grad_kernel.size))
     flat_total = grad_kernel.reshape(grad_kernel.size)
     for block in range(-(-grad_kernel.size // MERGE_BLOCK)):
