@@ -94,6 +94,37 @@ def test_flipped_input_gradient_matches_reference(monkeypatch, x_shape, kernel_s
     check_problem(np.random.default_rng(2), x_shape, kernel_shape, dtype, **options)
 
 
+# 3x3, stride 1, no dilation: what Winograd F(2x2, 3x3) takes.  Odd output sizes
+# (partial tiles), pads wider than the kernel (negative pads in the flipped
+# input gradient), one-row images, channels_first.
+WINOGRAD_PROBLEMS = [
+    ((2, 9, 11, 5), (3, 3, 5, 7), dict(padding="same")),
+    ((2, 8, 6, 4), (3, 3, 4, 3), dict(padding="valid")),
+    ((1, 7, 6, 3), (3, 3, 3, 4), dict(padding=((4, 1), (0, 5)))),
+    ((3, 1, 5, 2), (3, 3, 2, 2), dict(padding="same")),
+    ((2, 6, 5, 7), (3, 3, 6, 5), dict(padding="same", data_format="channels_first")),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, kernel_shape, options", WINOGRAD_PROBLEMS)
+@pytest.mark.parametrize("budget", [64, 2 << 20])
+def test_winograd_paths_match_reference(monkeypatch, budget, x_shape, kernel_shape, options,
+                                        dtype):
+    # Winograd forward, and the stride-1 input gradient through Winograd too.
+    monkeypatch.setattr(nn_conv, "WINOGRAD_BUFFER_BYTES", budget)  # 64: one tile per chunk
+    monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
+    force_paths(monkeypatch, "winograd", "flipped", "gemm")
+    check_problem(np.random.default_rng(8), x_shape, kernel_shape, dtype, **options)
+
+
+def test_winograd_float32_stays_within_tolerance_on_a_long_sum(monkeypatch):
+    # 576-term sums (resnet-like channels): the transforms' rounding stays far below 1e-5.
+    force_paths(monkeypatch, "winograd", "flipped", "gemm")
+    check_problem(np.random.default_rng(9), (2, 10, 9, 64), (3, 3, 64, 32), np.float32,
+                  padding="same")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_pointwise_matmul_path_matches_reference(monkeypatch, data_format, dtype):
@@ -204,10 +235,11 @@ def test_im2col_and_col2im_are_adjoint():
 
 SUITE = {
     # name: (x shape, kernel shape, options, forward, grad_input, grad_kernel)
+    # One input channel: Winograd's products would have one column.
     "lenet1": ((64, 28, 28, 1), (3, 3, 1, 32), dict(), "gemm", "col2im", "gemm"),
-    "lenet2": ((64, 13, 13, 32), (3, 3, 32, 64), dict(), "gemm", "flipped", "gemm"),
+    "lenet2": ((64, 13, 13, 32), (3, 3, 32, 64), dict(), "winograd", "flipped", "gemm"),
     "resnet3x3": ((8, 56, 56, 64), (3, 3, 64, 64), dict(padding="same"),
-                  "gemm", "flipped", "gemm"),
+                  "winograd", "flipped", "gemm"),
     "resnet1x1": ((8, 28, 28, 256), (1, 1, 256, 128), dict(padding="same"),
                   "matmul", "matmul", "matmul"),
     "stem7x7s2": ((8, 224, 224, 3), (7, 7, 3, 64), dict(strides=2, padding="same"),

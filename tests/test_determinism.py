@@ -37,9 +37,12 @@ problems = {
                     rng.standard_normal((3, 4, 1, 64)),
                     dict(dilation_rate=2, padding="same", groups=32)),
     # The BLAS paths of numconv.nn.conv, each over several im2col chunks.
-    "gemm_flipped32": (rng.standard_normal((3, 40, 36, 32)).astype(np.float32),
-                       rng.standard_normal((3, 3, 32, 48)).astype(np.float32),
-                       dict(padding="same")),
+    "winograd32": (rng.standard_normal((3, 40, 36, 32)).astype(np.float32),
+                   rng.standard_normal((3, 3, 32, 48)).astype(np.float32),
+                   dict(padding="same")),
+    "gemm_flipped64": (rng.standard_normal((3, 40, 36, 32)),
+                       rng.standard_normal((3, 3, 32, 48)),
+                       dict(padding="same", dilation_rate=2)),
     "gemm_col2im64": (rng.standard_normal((4, 45, 38, 24)),
                       rng.standard_normal((4, 4, 24, 32)),
                       dict(strides=2, padding="same")),
@@ -54,7 +57,8 @@ paths = {name: (conv.forward_path(geometry), conv.grad_input_path(geometry))
                                    options.get("data_format", "channels_last"),
                                    options.get("dilation_rate", 1), options.get("groups", 1)))
              for name, (x, kernel, options) in problems.items())}
-assert paths["gemm_flipped32"] == ("gemm", "flipped"), paths
+assert paths["winograd32"] == ("winograd", "flipped"), paths
+assert paths["gemm_flipped64"] == ("gemm", "flipped"), paths
 assert paths["gemm_col2im64"] == ("gemm", "col2im"), paths
 assert paths["pointwise32"] == ("matmul", "matmul"), paths
 for name, (x, kernel, options) in problems.items():
@@ -87,7 +91,7 @@ def test_results_are_bit_identical_for_one_and_two_threads(tmp_path):
     two.mkdir()
     results_one = run_with_threads(1, one)
     results_two = run_with_threads(2, two)
-    assert len(results_one) == 24 and results_one.keys() == results_two.keys()
+    assert len(results_one) == 28 and results_one.keys() == results_two.keys()
     for name in results_one:
         assert results_one[name] == results_two[name], f"{name} differs between 1 and 2 threads"
     # The files hold real results, not empty or all-zero arrays.

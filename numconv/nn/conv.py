@@ -25,6 +25,7 @@ from .._arguments import (
 )
 from ..kernels import conv as conv_kernels
 from ..kernels import gemm as gemm_kernels
+from ..kernels import winograd as winograd_kernels
 
 GRADIENT_NAMES = ("input", "kernel", "bias")
 
@@ -202,11 +203,18 @@ class _Geometry:
 #   "direct":  the Numba kernels of numconv.kernels.conv (small problems, groups > 1);
 #   "matmul":  1x1 kernel, stride 1, no padding: one BLAS product on the reshaped arrays;
 #   "gemm":    im2col of a bounded chunk of output rows, then a BLAS product per chunk;
+#   "winograd": 3x3 stride 1 undilated: Winograd F(2x2, 3x3) tiles, 16 BLAS products per chunk;
 #   "flipped": (input gradient, stride 1) the forward "gemm" path run on grad_output
 #              with the spatially flipped, transposed kernel;
 #   "col2im":  (input gradient) grad_output @ kernel^T per chunk, added back by col2im.
 # Every choice depends on the shapes and dtype only, never on the thread count.
 
+# Winograd needs this many input channels and filters: its 16 products have them
+# as their inner and outer sizes.
+WINOGRAD_MIN_CHANNELS = 16
+# Bytes of the Winograd tile buffer of one chunk (the product buffer is as large
+# times filters / channels).
+WINOGRAD_BUFFER_BYTES = 2 << 20
 # Bytes of one im2col / col2im chunk buffer (L2-sized: the BLAS product reads it right away).
 COLUMN_BUFFER_BYTES = 2 << 20
 # Below this many multiply-adds a call stays on the direct kernels: BLAS calls and
@@ -219,23 +227,33 @@ def _blas_warnings_off():
     return np.errstate(all="ignore")
 
 
+def _winograd_fits(kernel_h, kernel_w, strides, dilation_rate, channels, filters):
+    """F(2x2, 3x3) applies, and its 16 products have enough rows and columns for BLAS."""
+    return ((kernel_h, kernel_w) == (3, 3) and strides == (1, 1) and dilation_rate == (1, 1)
+            and channels >= WINOGRAD_MIN_CHANNELS and filters >= WINOGRAD_MIN_CHANNELS)
+
+
 def forward_path(geometry):
     """Name of the path that computes the forward pass of ``geometry``."""
     if geometry.groups != 1 or geometry.multiply_adds < GEMM_MIN_WORK:
         return "direct"
     if geometry.is_pointwise:
         return "matmul"
+    if _winograd_fits(geometry.kernel_h, geometry.kernel_w, geometry.strides,
+                      geometry.dilation_rate, geometry.channels, geometry.filters):
+        return "winograd"
     return "gemm"
 
 
 def grad_kernel_path(geometry):
     """Name of the path that computes the kernel gradient of ``geometry``."""
-    return forward_path(geometry)
+    path = forward_path(geometry)
+    return "gemm" if path == "winograd" else path
 
 
 def grad_input_path(geometry):
     """Name of the path that computes the input gradient of ``geometry``."""
-    path = forward_path(geometry)
+    path = grad_kernel_path(geometry)
     if path != "gemm":
         return path
     if geometry.strides == (1, 1) and geometry.channels >= 16:
@@ -251,6 +269,8 @@ def _pack(serial_kernel, parallel_kernel, work, *args):
 
 
 PACK_IN_PARALLEL = True
+# The stride-1 3x3 input gradient runs through Winograd too.
+FLIPPED_WINOGRAD = True
 
 
 def _rows_per_chunk(out_w, columns, itemsize, total_rows):
@@ -277,6 +297,29 @@ def _gemm_forward(x, kernel, bias, out, out_h, out_w, scalars):
         np.matmul(cols[:pixels], weights, out=target)
         if bias is not None:
             np.add(target, bias, out=target)
+
+
+def _winograd_forward(x, kernel, bias, out, pad_top, pad_left):
+    """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3)."""
+    channels, filters = kernel.shape[2], kernel.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    total = out.shape[0] * tiles_h * tiles_w
+    chunk = int(max(1, min(WINOGRAD_BUFFER_BYTES // (16 * channels * x.itemsize), total)))
+    weights = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel")
+    tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
+    products = allocate((16, chunk, filters), x.dtype, "conv2d Winograd product buffer")
+    winograd_kernels.transform_kernel(kernel, weights)
+    if bias is None:
+        bias = np.zeros(filters, dtype=x.dtype)
+    for tile0 in range(0, total, chunk):
+        tile1 = min(tile0 + chunk, total)
+        count = tile1 - tile0
+        _pack(winograd_kernels.transform_input_serial, winograd_kernels.transform_input,
+              16 * count * channels, x, tiles, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left)
+        np.matmul(tiles[:, :count], weights, out=products[:, :count])
+        _pack(winograd_kernels.transform_output_serial, winograd_kernels.transform_output,
+              16 * count * filters, products, bias, out, tile0, tile1, tiles_h, tiles_w)
 
 
 def _gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars):
@@ -324,6 +367,11 @@ def _flipped_grad_input(grad_output, kernel, grad_input, geometry):
     dilation_h, dilation_w = geometry.dilation_rate
     pad_top = (geometry.kernel_h - 1) * dilation_h - geometry.pad_top
     pad_left = (geometry.kernel_w - 1) * dilation_w - geometry.pad_left
+    if FLIPPED_WINOGRAD and _winograd_fits(geometry.kernel_h, geometry.kernel_w, (1, 1),
+                                           geometry.dilation_rate, geometry.filters,
+                                           geometry.channels):
+        _winograd_forward(grad_output, flipped, None, grad_input, pad_top, pad_left)
+        return
     _gemm_forward(grad_output, flipped, None, grad_input, geometry.height, geometry.width,
                   (1, 1, dilation_h, dilation_w, pad_top, pad_left))
 
@@ -384,6 +432,9 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
     if path == "gemm":
         with _blas_warnings_off():
             _gemm_forward(x, kernel, bias, out, geometry.out_h, geometry.out_w, geometry.scalars)
+    elif path == "winograd":
+        with _blas_warnings_off():
+            _winograd_forward(x, kernel, bias, out, geometry.pad_top, geometry.pad_left)
     elif path == "matmul":
         out_rows = out.reshape(-1, geometry.filters)
         with _blas_warnings_off():

@@ -1,0 +1,150 @@
+"""Winograd F(2x2, 3x3) transforms for 3x3, stride-1, undilated convolutions.
+
+A 4x4 input tile ``d`` (rows ``2*th - pad_top ...``, columns ``2*tw - pad_left
+...``) and a 3x3 kernel ``g`` give a 2x2 output tile
+``A^T [(G g G^T) * (B^T d B)] A``: 16 multiplies per tile and channel pair
+instead of 36.  The 16 elementwise products, summed over channels, are 16
+matrix products that the caller hands to BLAS:
+``products[e] = tiles[e] @ weights[e]`` with ``tiles[e]`` of shape
+``(T, C)`` and ``weights[e]`` of shape ``(C, F)``.
+
+* ``transform_kernel(kernel, weights)``: ``weights[e, c, f]`` = ``(G g G^T)``
+  of ``kernel[:, :, c, f]`` (``e = 4 * i + j``).
+* ``transform_input(x, tiles, tile0, tile1, tiles_h, tiles_w, pad_top,
+  pad_left)``: ``tiles[e, t - tile0, :]`` = ``(B^T d B)`` of flat tile
+  ``t = (n * tiles_h + th) * tiles_w + tw`` for ``tile0 <= t < tile1``; zero
+  outside the image (padding by index bounds).
+* ``transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w)``:
+  writes ``A^T m A + bias`` of those tiles into ``out`` (N, OH, OW, F),
+  dropping the outputs past ``OH`` / ``OW``.
+
+Each has a parallel build (over tiles; one writer per element) and a
+``..._serial`` build.  Layouts as in :mod:`numconv.kernels.conv`; ``tiles``
+and ``products`` are C-contiguous 3-D buffers.
+"""
+
+import numpy as np
+from numba import prange
+
+from . import jit
+
+
+@jit.kernel()
+def transform_kernel(kernel, weights):
+    """``weights`` (16, C, F) = G g G^T of each 3x3 ``kernel[:, :, c, f]``."""
+    channels, filters = kernel.shape[2], kernel.shape[3]
+    for c in range(channels):
+        for f in range(filters):
+            # rows: t = G g (4x3)
+            t = np.empty((4, 3), dtype=weights.dtype)
+            for j in range(3):
+                g0, g1, g2 = kernel[0, j, c, f], kernel[1, j, c, f], kernel[2, j, c, f]
+                t[0, j] = g0
+                t[1, j] = 0.5 * (g0 + g1 + g2)
+                t[2, j] = 0.5 * (g0 - g1 + g2)
+                t[3, j] = g2
+            for i in range(4):
+                t0, t1, t2 = t[i, 0], t[i, 1], t[i, 2]
+                weights[4 * i + 0, c, f] = t0
+                weights[4 * i + 1, c, f] = 0.5 * (t0 + t1 + t2)
+                weights[4 * i + 2, c, f] = 0.5 * (t0 - t1 + t2)
+                weights[4 * i + 3, c, f] = t2
+
+
+@jit.kernel()
+def _input_tile(x, tiles, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch):
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    n = t // (tiles_h * tiles_w)
+    th = (t // tiles_w) % tiles_h
+    tw = t % tiles_w
+    for i in range(4):
+        ih = 2 * th + i - pad_top
+        for j in range(4):
+            iw = 2 * tw + j - pad_left
+            row = patch[4 * i + j]
+            if ih < 0 or ih >= height or iw < 0 or iw >= width:
+                for c in range(channels):
+                    row[c] = 0.0
+            else:
+                src = x[n, ih, iw]
+                for c in range(channels):
+                    row[c] = src[c]
+    slot = t - tile0
+    # B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]].
+    for j in range(4):
+        for c in range(channels):
+            d0, d1 = patch[j, c], patch[4 + j, c]
+            d2, d3 = patch[8 + j, c], patch[12 + j, c]
+            patch[j, c] = d0 - d2
+            patch[4 + j, c] = d1 + d2
+            patch[8 + j, c] = d2 - d1
+            patch[12 + j, c] = d1 - d3
+    for i in range(4):
+        for c in range(channels):
+            r0, r1 = patch[4 * i, c], patch[4 * i + 1, c]
+            r2, r3 = patch[4 * i + 2, c], patch[4 * i + 3, c]
+            tiles[4 * i, slot, c] = r0 - r2
+            tiles[4 * i + 1, slot, c] = r1 + r2
+            tiles[4 * i + 2, slot, c] = r2 - r1
+            tiles[4 * i + 3, slot, c] = r1 - r3
+
+
+@jit.kernel(parallel=True)
+def transform_input(x, tiles, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left):
+    """B^T d B of flat tiles ``[tile0, tile1)`` into ``tiles`` (16, T, C)."""
+    for index in prange(tile1 - tile0):
+        patch = np.empty((16, x.shape[3]), dtype=tiles.dtype)
+        _input_tile(x, tiles, tile0 + np.int64(index), tile0, tiles_h, tiles_w, pad_top,
+                    pad_left, patch)
+
+
+@jit.kernel()
+def transform_input_serial(x, tiles, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left):
+    """Serial build of :func:`transform_input`."""
+    patch = np.empty((16, x.shape[3]), dtype=tiles.dtype)
+    for t in range(tile0, tile1):
+        _input_tile(x, tiles, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch)
+
+
+@jit.kernel()
+def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w):
+    out_h, out_w, filters = out.shape[1], out.shape[2], out.shape[3]
+    n = t // (tiles_h * tiles_w)
+    th = (t // tiles_w) % tiles_h
+    tw = t % tiles_w
+    slot = t - tile0
+    oh, ow = 2 * th, 2 * tw
+    has_bottom = oh + 1 < out_h
+    has_right = ow + 1 < out_w
+    out00 = out[n, oh, ow]
+    for f in range(filters):
+        # A^T m A, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]: first the rows, then the columns.
+        s00 = products[0, slot, f] + products[4, slot, f] + products[8, slot, f]
+        s01 = products[1, slot, f] + products[5, slot, f] + products[9, slot, f]
+        s02 = products[2, slot, f] + products[6, slot, f] + products[10, slot, f]
+        s03 = products[3, slot, f] + products[7, slot, f] + products[11, slot, f]
+        s10 = products[4, slot, f] - products[8, slot, f] - products[12, slot, f]
+        s11 = products[5, slot, f] - products[9, slot, f] - products[13, slot, f]
+        s12 = products[6, slot, f] - products[10, slot, f] - products[14, slot, f]
+        s13 = products[7, slot, f] - products[11, slot, f] - products[15, slot, f]
+        out00[f] = s00 + s01 + s02 + bias[f]
+        if has_right:
+            out[n, oh, ow + 1, f] = s01 - s02 - s03 + bias[f]
+        if has_bottom:
+            out[n, oh + 1, ow, f] = s10 + s11 + s12 + bias[f]
+            if has_right:
+                out[n, oh + 1, ow + 1, f] = s11 - s12 - s13 + bias[f]
+
+
+@jit.kernel(parallel=True)
+def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
+    """A^T m A + bias of flat tiles ``[tile0, tile1)`` into ``out`` (N, OH, OW, F)."""
+    for index in prange(tile1 - tile0):
+        _output_tile(products, bias, out, tile0 + np.int64(index), tile0, tiles_h, tiles_w)
+
+
+@jit.kernel()
+def transform_output_serial(products, bias, out, tile0, tile1, tiles_h, tiles_w):
+    """Serial build of :func:`transform_output`."""
+    for t in range(tile0, tile1):
+        _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w)
