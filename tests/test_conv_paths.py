@@ -103,6 +103,11 @@ WINOGRAD_PROBLEMS = [
     ((1, 7, 6, 3), (3, 3, 3, 4), dict(padding=((4, 1), (0, 5)))),
     ((3, 1, 5, 2), (3, 3, 2, 2), dict(padding="same")),
     ((2, 6, 5, 7), (3, 3, 6, 5), dict(padding="same", data_format="channels_first")),
+    # Dilated: split into the input's polyphase components (one phase may be empty).
+    ((2, 11, 10, 4), (3, 3, 4, 3), dict(padding="same", dilation_rate=2)),
+    ((1, 9, 13, 3), (3, 3, 3, 2), dict(padding=((5, 0), (1, 2)), dilation_rate=(2, 3))),
+    ((2, 1, 7, 2), (3, 3, 2, 3), dict(padding="same", dilation_rate=(2, 1))),
+    ((1, 12, 12, 2), (3, 3, 2, 2), dict(padding="valid", dilation_rate=4)),
 ]
 
 
@@ -251,6 +256,8 @@ SUITE = {
     "grouped32": ((8, 28, 28, 128), (3, 3, 4, 128), dict(padding="same", groups=32),
                   "direct", "direct", "direct"),
     "dilated2": ((8, 32, 32, 64), (3, 3, 64, 64), dict(padding="same", dilation_rate=2),
+                 "winograd", "flipped", "gemm"),
+    "dilated8": ((8, 32, 32, 64), (3, 3, 64, 64), dict(padding="same", dilation_rate=8),
                  "gemm", "flipped", "gemm"),
     "pix2pix4x4": ((4, 128, 128, 64), (4, 4, 64, 128), dict(strides=2, padding="same"),
                    "gemm", "col2im", "gemm"),
@@ -269,6 +276,16 @@ def test_dispatch_rules_pick_the_intended_path(name):
     assert nn_conv.forward_path(geometry) == forward
     assert nn_conv.grad_input_path(geometry) == grad_input
     assert nn_conv.grad_kernel_path(geometry) == grad_kernel
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (2, 33, 65), (1, 64, 32), (0, 4, 4)])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_layout_swap_is_a_transpose(shape, parallel):
+    src = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    dst = np.full((shape[0], shape[2], shape[1]), np.nan, dtype=np.float32)
+    swap = gemm_kernels.swap_last_axes if parallel else gemm_kernels.swap_last_axes_serial
+    swap(src, dst)
+    np.testing.assert_array_equal(dst, src.transpose(0, 2, 1))
 
 
 def test_chunk_buffer_is_bounded_and_never_the_whole_batch():

@@ -158,3 +158,45 @@ def col2im_add_serial(cols, grad_input, row0, row1, out_h, kernel_h, kernel_w, o
     for in_row in range(start, stop):
         _col2im_row(cols, grad_input, in_row, row0, row1, out_h, kernel_h, kernel_w, out_w,
                     stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
+# ---------------------------------------------------------------------------
+# Layout change between channels_first and channels_last: dst[n] = src[n].T for
+# 3-D src (N, A, B) and dst (N, B, A), by square blocks so that both the reads
+# and the writes stay within a few cache lines.
+
+TRANSPOSE_BLOCK = 32
+
+
+@jit.kernel()
+def _transpose_block(src, dst, tile, blocks_a, blocks_b):
+    rows, cols = src.shape[1], src.shape[2]
+    per_image = blocks_a * blocks_b
+    n = tile // per_image
+    a0 = (tile % per_image) // blocks_b * TRANSPOSE_BLOCK
+    b0 = tile % blocks_b * TRANSPOSE_BLOCK
+    a1 = min(a0 + TRANSPOSE_BLOCK, rows)
+    b1 = min(b0 + TRANSPOSE_BLOCK, cols)
+    source = src[n]
+    target = dst[n]
+    for b in range(b0, b1):
+        for a in range(a0, a1):
+            target[b, a] = source[a, b]
+
+
+@jit.kernel(parallel=True)
+def swap_last_axes(src, dst):
+    """``dst[n] = src[n].T`` for ``src`` (N, A, B) and ``dst`` (N, B, A)."""
+    blocks_a = -(-src.shape[1] // TRANSPOSE_BLOCK)
+    blocks_b = -(-src.shape[2] // TRANSPOSE_BLOCK)
+    for tile in prange(src.shape[0] * blocks_a * blocks_b):
+        _transpose_block(src, dst, np.int64(tile), blocks_a, blocks_b)
+
+
+@jit.kernel()
+def swap_last_axes_serial(src, dst):
+    """Serial build of :func:`swap_last_axes`."""
+    blocks_a = -(-src.shape[1] // TRANSPOSE_BLOCK)
+    blocks_b = -(-src.shape[2] // TRANSPOSE_BLOCK)
+    for tile in range(src.shape[0] * blocks_a * blocks_b):
+        _transpose_block(src, dst, tile, blocks_a, blocks_b)

@@ -182,8 +182,21 @@ class _Geometry:
             return (*self.batch_shape, self.out_h, self.out_w, self.filters)
         return (*self.batch_shape, self.filters, self.out_h, self.out_w)
 
+    def _moves_channels(self, shape):
+        """channels_first data whose channel axis really moves (not 1 channel or 1 pixel)."""
+        return (self.data_format == "channels_first" and shape[-3] > 1
+                and shape[-2] * shape[-1] > 1)
+
     def to_canonical(self, array, dtype):
         """Caller's layout (batch..., spatial, channels) -> C-contiguous (N, H, W, C)."""
+        if self._moves_channels(array.shape):
+            channels, height, width = array.shape[-3:]
+            planes = _canonical(array.reshape((self.batch, channels, height * width)), dtype)
+            pixels = allocate((self.batch, height * width, channels), dtype,
+                              "conv2d channels_last copy")
+            runtime.run(gemm_kernels.swap_last_axes_serial, gemm_kernels.swap_last_axes,
+                        planes.size, planes, pixels)
+            return pixels.reshape((self.batch, height, width, channels))
         if self.data_format == "channels_first":
             array = np.moveaxis(array, -3, -1)
         array = array.reshape((self.batch, *array.shape[-3:]))
@@ -191,6 +204,14 @@ class _Geometry:
 
     def from_canonical(self, array, dtype):
         """(N, H, W, C) kernel result -> caller's layout and dtype, never aliasing an input."""
+        batch, height, width, channels = array.shape
+        if self._moves_channels((channels, height, width)):
+            planes = allocate((batch, channels, height * width), array.dtype,
+                              "conv2d channels_first result")
+            runtime.run(gemm_kernels.swap_last_axes_serial, gemm_kernels.swap_last_axes,
+                        array.size, array.reshape((batch, height * width, channels)), planes)
+            planes = planes.reshape((*self.batch_shape, channels, height, width))
+            return planes.astype(dtype, copy=False)
         array = array.reshape((*self.batch_shape, *array.shape[1:]))
         if self.data_format == "channels_first":
             array = np.moveaxis(array, -1, -3)
@@ -212,6 +233,8 @@ class _Geometry:
 # Winograd needs this many input channels and filters: its 16 products have them
 # as their inner and outer sizes.
 WINOGRAD_MIN_CHANNELS = 16
+# Dilations up to this run as dilation**2 undilated Winograd convolutions.
+WINOGRAD_MAX_DILATION = 4
 # Bytes of the Winograd tile buffer of one chunk (the product buffer is as large
 # times filters / channels).
 WINOGRAD_BUFFER_BYTES = 2 << 20
@@ -228,8 +251,13 @@ def _blas_warnings_off():
 
 
 def _winograd_fits(kernel_h, kernel_w, strides, dilation_rate, channels, filters):
-    """F(2x2, 3x3) applies, and its 16 products have enough rows and columns for BLAS."""
-    return ((kernel_h, kernel_w) == (3, 3) and strides == (1, 1) and dilation_rate == (1, 1)
+    """F(2x2, 3x3) applies, and its 16 products have enough rows and columns for BLAS.
+
+    A dilated kernel is split into undilated convolutions of the input's
+    polyphase components (see ``_winograd_dilated``).
+    """
+    return ((kernel_h, kernel_w) == (3, 3) and strides == (1, 1)
+            and max(dilation_rate) <= WINOGRAD_MAX_DILATION
             and channels >= WINOGRAD_MIN_CHANNELS and filters >= WINOGRAD_MIN_CHANNELS)
 
 
@@ -322,6 +350,35 @@ def _winograd_forward(x, kernel, bias, out, pad_top, pad_left):
               16 * count * filters, products, bias, out, tile0, tile1, tiles_h, tiles_w)
 
 
+def _winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left):
+    """3x3 stride-1 convolution with any dilation by Winograd F(2x2, 3x3).
+
+    With dilation (dh, dw), output rows ``oh = dh * p + a`` only read input
+    rows ``dh * (p + kh + q) + r``, where ``a - pad_top = dh * q + r``
+    (``0 <= r < dh``): an undilated convolution of the input's rows ``r::dh``
+    with top padding ``-q``.  Likewise for columns.  Each of the dh * dw output
+    phases is computed from a contiguous copy of its input phase.
+    """
+    dilation_h, dilation_w = dilation_rate
+    if dilation_h == dilation_w == 1:
+        _winograd_forward(x, kernel, bias, out, pad_top, pad_left)
+        return
+    batch, out_h, out_w, filters = out.shape
+    for a in range(min(dilation_h, out_h)):
+        shift_h, phase_h = divmod(a - pad_top, dilation_h)
+        for b in range(min(dilation_w, out_w)):
+            shift_w, phase_w = divmod(b - pad_left, dilation_w)
+            x_phase = x[:, phase_h::dilation_h, phase_w::dilation_w]
+            out_view = out[:, a::dilation_h, b::dilation_w]
+            if x_phase.shape[1] == 0 or x_phase.shape[2] == 0:
+                out_view[...] = bias if bias is not None else 0.0
+                continue
+            x_phase = np.ascontiguousarray(x_phase)
+            out_phase = allocate(out_view.shape, out.dtype, "conv2d dilation phase")
+            _winograd_forward(x_phase, kernel, bias, out_phase, -shift_h, -shift_w)
+            out_view[...] = out_phase
+
+
 def _gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars):
     """grad_kernel = sum over chunks, in order, of im2col(x)^T @ grad_output."""
     kernel_h, kernel_w, channels, filters = grad_kernel.shape
@@ -370,7 +427,8 @@ def _flipped_grad_input(grad_output, kernel, grad_input, geometry):
     if FLIPPED_WINOGRAD and _winograd_fits(geometry.kernel_h, geometry.kernel_w, (1, 1),
                                            geometry.dilation_rate, geometry.filters,
                                            geometry.channels):
-        _winograd_forward(grad_output, flipped, None, grad_input, pad_top, pad_left)
+        _winograd_dilated(grad_output, flipped, None, grad_input, geometry.dilation_rate,
+                          pad_top, pad_left)
         return
     _gemm_forward(grad_output, flipped, None, grad_input, geometry.height, geometry.width,
                   (1, 1, dilation_h, dilation_w, pad_top, pad_left))
@@ -434,7 +492,8 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
             _gemm_forward(x, kernel, bias, out, geometry.out_h, geometry.out_w, geometry.scalars)
     elif path == "winograd":
         with _blas_warnings_off():
-            _winograd_forward(x, kernel, bias, out, geometry.pad_top, geometry.pad_left)
+            _winograd_dilated(x, kernel, bias, out, geometry.dilation_rate, geometry.pad_top,
+                              geometry.pad_left)
     elif path == "matmul":
         out_rows = out.reshape(-1, geometry.filters)
         with _blas_warnings_off():
