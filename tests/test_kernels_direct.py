@@ -4,7 +4,8 @@ The forward kernel takes four pixels at a time where their windows lie inside th
 image and one at a time at the borders; the input gradient has a filter-vectorised
 path for few channels per group; groups with few filters each are vectorised across
 all groups (forward and kernel gradient through expanded input rows); depthwise
-kernels with multiplier 1 add four taps per pass.  Each case is compared with tests/reference.py, and serial with parallel.
+kernels with multiplier 1 add four taps per pass.  Each case is compared with
+tests/reference.py, and serial with parallel.
 """
 
 import numpy as np
@@ -52,14 +53,16 @@ def _run(case, dtype, suffix, x, kernel, bias, grad_output):
     channels, groups = case[3], case[4]
     prefix = "depthwise_conv2d" if groups == channels and groups > 1 else "conv2d"
     scalars = _geometry(case)[1]
+
+    def kernel_named(job):
+        return getattr(conv_kernels, prefix + job + suffix)
+
     out = np.empty(grad_output.shape, dtype=dtype)
-    getattr(conv_kernels, prefix + "_forward" + suffix)(x, kernel, bias, out, *scalars)
+    kernel_named("_forward")(x, kernel, bias, out, *scalars)
     grad_input = np.empty_like(x)
-    getattr(conv_kernels, prefix + "_grad_input" + suffix)(grad_output, kernel, grad_input,
-                                                            *scalars)
+    kernel_named("_grad_input")(grad_output, kernel, grad_input, *scalars)
     grad_kernel = np.empty_like(kernel)
-    getattr(conv_kernels, prefix + "_grad_kernel" + suffix)(x, grad_output, grad_kernel,
-                                                             *scalars)
+    kernel_named("_grad_kernel")(x, grad_output, grad_kernel, *scalars)
     return out, grad_input, grad_kernel
 
 
@@ -92,11 +95,21 @@ def test_kernels_match_reference_and_serial_equals_parallel(case, dtype):
 
 
 def test_cases_cover_the_paths_vectorised_across_groups():
-    across = [case for case in CASES
-              if conv_kernels._across_groups(np.empty((case[6][0], 1, case[3] // case[4], case[5])),
-                                             case[3], case[2], _geometry(case)[1][2])]
-    assert len(across) >= 3
-    assert any(case[7] > 1 for case in across) and any(_geometry(case)[1][2] > 1 for case in across)
+    def kernel_of(case):
+        return np.empty((case[6][0], case[6][1], case[3] // case[4], case[5]))
+
+    grouped = [case for case in CASES if 1 < case[4] < case[3]]
+    forward = [case for case in grouped if conv_kernels._few_group_filters(kernel_of(case),
+                                                                           case[3])]
+    grad_input = [case for case in grouped if conv_kernels._by_filters(kernel_of(case), case[3])]
+    grad_kernel = [case for case in grouped
+                   if conv_kernels._across_groups(kernel_of(case), case[3], case[2],
+                                                  _geometry(case)[1][2])]
+    for cases in (forward, grad_input, grad_kernel):
+        assert len(cases) >= 3
+        assert any(case[7] > 1 for case in cases)
+        assert any(_geometry(case)[1][2] > 1 for case in cases)
+    assert len(forward) < len(grouped)  # the per-group loops are still exercised
 
 
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7], CASES[10]])

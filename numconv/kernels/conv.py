@@ -205,18 +205,19 @@ def _forward_row(x, weights, bias, out, n, oh, stride_h, stride_w, dilation_h, d
 
 
 # Groups with few filters each (grouped32: 4 channels and 4 filters per group) give
-# vectors of a few filters, which LLVM leaves scalar.  The "across groups" paths
-# vectorise over all filters of all groups at once.  Filter f reads input channel
-# (f // group_filters) * group_channels + c, so input rows are first copied
-# expanded: expanded[iw, c, f] = x[n, ih, iw, (f // group_filters) * group_channels + c].
-# A tile is a band of output rows sharing a ring of expanded input rows, so each
-# input row is expanded about once per band rather than once per kernel row.
+# vectors of a few filters, which LLVM leaves scalar.  These paths vectorise across
+# all groups instead:
+# * forward: over the input channels of all groups, one pass per filter of a group
+#   (weights copied to _weights_by_channels), then each group's channel sums;
+# * input gradient: over the filters of all groups (_grad_input_row_by_filters);
+# * kernel gradient: over the filters of all groups.  Filter f reads input channel
+#   (f // group_filters) * group_channels + c, so input rows are first copied
+#   expanded: expanded[iw, c, f] = x[n, ih, iw, (f // group_filters) * group_channels + c],
+#   into a ring shared by the rows of a chunk: each input row is expanded about once.
 # Above this many elements of expanded rows per tile, the per-group loops are used.
 EXPANDED_ELEMENTS = 1 << 20
 # Below this many filters per group the per-group vectors are too short to pay.
 FEW_GROUP_FILTERS = 8
-# Output rows per tile of the across-groups forward pass.
-BAND_ROWS = 4
 
 
 @jit.kernel()
@@ -227,7 +228,7 @@ def _ring_slots(kernel_h, dilation_h):
 
 @jit.kernel()
 def _across_groups(weights, channels, width, dilation_h):
-    """Whether a grouped convolution takes the paths vectorised across groups (shape-only)."""
+    """Whether the kernel gradient is vectorised across groups (shape-only)."""
     kernel_h, group_channels, filters = weights.shape[0], weights.shape[2], weights.shape[3]
     groups = channels // group_channels
     if groups == 1 or filters // groups >= FEW_GROUP_FILTERS or filters < FEW_GROUP_FILTERS:
@@ -280,68 +281,96 @@ def _ring_rows(x, sources, ring, ring_tags, ring_of_kh, n, oh, stride_h, dilatio
 
 
 @jit.kernel()
-def _forward_band_across_groups(x, weights, bias, out, sources, band, stride_h, stride_w,
-                                dilation_h, dilation_w, pad_top, pad_left):
-    """``_forward_row`` for a band of rows, vectorised over all filters.
+def _few_group_filters(weights, channels):
+    """Whether the forward pass is vectorised over input channels of all groups (shape-only)."""
+    groups = channels // weights.shape[2]
+    return (groups > 1 and weights.shape[3] // groups < FEW_GROUP_FILTERS
+            and channels >= FEW_GROUP_FILTERS)
 
-    Same terms in the same order per output element as ``_forward_row``.
-    """
-    width = x.shape[2]
+
+@jit.kernel()
+def _weights_by_channels(weights, groups):
+    """Copy (KH, KW, group_filters, channels): [kh, kw, j, g*Cg+c] = weights[kh, kw, c, g*Fg+j]."""
     kernel_h, kernel_w, group_channels, filters = weights.shape
-    out_h, out_w = out.shape[1], out.shape[2]
-    pixel_size = group_channels * filters
-    slots = _ring_slots(kernel_h, dilation_h)
-    ring = np.empty((slots, width, group_channels, filters), dtype=out.dtype)
-    ring_tags = np.full(slots, -1, dtype=np.int64)
-    ring_of_kh = np.zeros(kernel_h, dtype=np.int64)
-    x_rows = ring.reshape(slots * width * pixel_size)
-    w_rows = weights.reshape((kernel_h * kernel_w * group_channels, filters))
-    term_x = np.empty(kernel_h * kernel_w * group_channels, dtype=np.int64)
-    term_w = np.empty(kernel_h * kernel_w * group_channels, dtype=np.int64)
-    row_stop = min((band + 1) * BAND_ROWS, out.shape[0] * out_h)
-    for row in range(band * BAND_ROWS, row_stop):
-        n = row // out_h
-        oh = row % out_h
-        kh_first, kh_stop = _ring_rows(x, sources, ring, ring_tags, ring_of_kh, n, oh,
-                                       stride_h, dilation_h, pad_top)
-        terms_kw = (-1, -1)
-        terms = 0
-        for ow in range(out_w):
-            kw_first, kw_stop = _valid_taps(ow, stride_w, dilation_w, pad_left, kernel_w, width)
-            if (kw_first, kw_stop) != terms_kw:
-                terms = 0
-                for kh in range(kh_first, kh_stop):
-                    for kw in range(kw_first, kw_stop):
-                        for c in range(group_channels):
-                            term_x[terms] = ((ring_of_kh[kh] * width + kw * dilation_w)
-                                             * group_channels + c) * filters
-                            term_w[terms] = (kh * kernel_w + kw) * group_channels + c
-                            terms += 1
-                terms_kw = (kw_first, kw_stop)
-            base = (ow * stride_w - pad_left) * pixel_size
-            acc = out[n, oh, ow]
+    group_filters = filters // groups
+    by_channels = np.empty((kernel_h, kernel_w, group_filters, groups * group_channels),
+                           dtype=weights.dtype)
+    for kh in range(kernel_h):
+        for kw in range(kernel_w):
+            for j in range(group_filters):
+                for g in range(groups):
+                    for c in range(group_channels):
+                        by_channels[kh, kw, j, g * group_channels + c] = \
+                            weights[kh, kw, c, g * group_filters + j]
+    return by_channels
+
+
+@jit.kernel()
+def _forward_row_by_channels(x, weights_c, bias, out, n, oh, stride_h, stride_w, dilation_h,
+                             dilation_w, pad_top, pad_left):
+    """``_forward_row`` for few filters per group: vectorised over the input channels.
+
+    weights_c: ``_weights_by_channels(kernel, groups)``.  For each filter j of every
+    group, the products of each input channel are summed over the taps (four taps
+    per pass, in a vector over all channels), then each group's channel sums are
+    added in channel order, then the bias.
+    """
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    kernel_h, kernel_w, group_filters = weights_c.shape[0], weights_c.shape[1], weights_c.shape[2]
+    out_w, filters = out.shape[2], out.shape[3]
+    groups = filters // group_filters
+    group_channels = channels // groups
+    x_image = x[n].reshape(height * width * channels)
+    w_taps = weights_c.reshape((kernel_h * kernel_w, group_filters, channels))
+    taps = np.empty(kernel_h * kernel_w, dtype=np.int64)
+    starts = np.empty(kernel_h * kernel_w, dtype=np.int64)
+    partial = np.empty(channels, dtype=out.dtype)
+    totals = np.empty(groups, dtype=out.dtype)
+    kh_first, kh_stop = _valid_taps(oh, stride_h, dilation_h, pad_top, kernel_h, height)
+    terms_kw = (-1, -1)
+    terms = 0
+    for ow in range(out_w):
+        kw_first, kw_stop = _valid_taps(ow, stride_w, dilation_w, pad_left, kernel_w, width)
+        if (kw_first, kw_stop) != terms_kw:
+            terms = 0
+            for kh in range(kh_first, kh_stop):
+                for kw in range(kw_first, kw_stop):
+                    taps[terms] = kh * kernel_w + kw
+                    starts[terms] = (kh * dilation_h * width + kw * dilation_w) * channels
+                    terms += 1
+            terms_kw = (kw_first, kw_stop)
+        base = ((oh * stride_h - pad_top) * width + ow * stride_w - pad_left) * channels
+        out_pixel = out[n, oh, ow]
+        for j in range(group_filters):
+            acc = partial
             acc[:] = 0.0
             t = 0
             while t + 4 <= terms:
-                i0, i1 = base + term_x[t], base + term_x[t + 1]
-                i2, i3 = base + term_x[t + 2], base + term_x[t + 3]
-                x0, x1 = x_rows[i0:i0 + filters], x_rows[i1:i1 + filters]
-                x2, x3 = x_rows[i2:i2 + filters], x_rows[i3:i3 + filters]
-                w0, w1 = w_rows[term_w[t]], w_rows[term_w[t + 1]]
-                w2, w3 = w_rows[term_w[t + 2]], w_rows[term_w[t + 3]]
-                for f in range(filters):
-                    acc[f] = acc[f] + x0[f] * w0[f] + x1[f] * w1[f] + x2[f] * w2[f] \
-                        + x3[f] * w3[f]
+                i0, i1 = base + starts[t], base + starts[t + 1]
+                i2, i3 = base + starts[t + 2], base + starts[t + 3]
+                x0, x1 = x_image[i0:i0 + channels], x_image[i1:i1 + channels]
+                x2, x3 = x_image[i2:i2 + channels], x_image[i3:i3 + channels]
+                w0, w1 = w_taps[taps[t], j], w_taps[taps[t + 1], j]
+                w2, w3 = w_taps[taps[t + 2], j], w_taps[taps[t + 3], j]
+                for k in range(channels):
+                    acc[k] = acc[k] + x0[k] * w0[k] + x1[k] * w1[k] + x2[k] * w2[k] \
+                        + x3[k] * w3[k]
                 t += 4
             while t < terms:
-                i0 = base + term_x[t]
-                x0 = x_rows[i0:i0 + filters]
-                w0 = w_rows[term_w[t]]
-                for f in range(filters):
-                    acc[f] = acc[f] + x0[f] * w0[f]
+                i0 = base + starts[t]
+                x0 = x_image[i0:i0 + channels]
+                w0 = w_taps[taps[t], j]
+                for k in range(channels):
+                    acc[k] = acc[k] + x0[k] * w0[k]
                 t += 1
-            for f in range(filters):
-                acc[f] = acc[f] + bias[f]
+            # Each group's channel sums in channel order; the groups innermost.
+            for g in range(groups):
+                totals[g] = acc[g * group_channels]
+            for c in range(1, group_channels):
+                for g in range(groups):
+                    totals[g] += acc[g * group_channels + c]
+            for g in range(groups):
+                out_pixel[g * group_filters + j] = totals[g] + bias[g * group_filters + j]
 
 
 @jit.kernel()
@@ -416,11 +445,12 @@ def conv2d_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilatio
                    pad_top, pad_left):
     """Grouped 2-D cross-correlation plus bias, written into ``out`` (N, OH, OW, F)."""
     out_h = out.shape[1]
-    if _across_groups(kernel, x.shape[3], x.shape[2], dilation_h):
-        sources = _expanded_sources(kernel.shape[2], kernel.shape[3], x.shape[3] // kernel.shape[2])
-        for band in prange(-(-out.shape[0] * out_h // BAND_ROWS)):
-            _forward_band_across_groups(x, kernel, bias, out, sources, np.int64(band), stride_h,
-                                        stride_w, dilation_h, dilation_w, pad_top, pad_left)
+    if _few_group_filters(kernel, x.shape[3]):
+        weights_c = _weights_by_channels(kernel, x.shape[3] // kernel.shape[2])
+        for tile in prange(out.shape[0] * out_h):
+            _forward_row_by_channels(x, weights_c, bias, out, tile // out_h, tile % out_h,
+                                     stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                                     pad_left)
         return
     for tile in prange(out.shape[0] * out_h):
         _forward_row(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h, stride_w,
@@ -432,11 +462,12 @@ def conv2d_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h, 
                           pad_top, pad_left):
     """Serial build of :func:`conv2d_forward`."""
     out_h = out.shape[1]
-    if _across_groups(kernel, x.shape[3], x.shape[2], dilation_h):
-        sources = _expanded_sources(kernel.shape[2], kernel.shape[3], x.shape[3] // kernel.shape[2])
-        for band in range(-(-out.shape[0] * out_h // BAND_ROWS)):
-            _forward_band_across_groups(x, kernel, bias, out, sources, band, stride_h,
-                                        stride_w, dilation_h, dilation_w, pad_top, pad_left)
+    if _few_group_filters(kernel, x.shape[3]):
+        weights_c = _weights_by_channels(kernel, x.shape[3] // kernel.shape[2])
+        for tile in range(out.shape[0] * out_h):
+            _forward_row_by_channels(x, weights_c, bias, out, tile // out_h, tile % out_h,
+                                     stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                                     pad_left)
         return
     for tile in range(out.shape[0] * out_h):
         _forward_row(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h, stride_w,
@@ -619,6 +650,7 @@ def _grad_input_row_by_filters(grad_output, weights, grad_input, n, ih, stride_h
     taps = np.empty(kernel_h * kernel_w, dtype=np.int64)  # kh * kernel_w + kw
     rows = np.empty(kernel_h * kernel_w, dtype=np.int64)  # oh * out_w + ow
     partial = np.empty((group_channels, filters), dtype=grad_input.dtype)
+    totals = np.empty(groups, dtype=grad_input.dtype)
     grad_image = grad_output[n].reshape((out_h * out_w, filters))
     w_rows = weights.reshape((kernel_h * kernel_w * group_channels, filters))
     for iw in range(width):
@@ -656,14 +688,17 @@ def _grad_input_row_by_filters(grad_output, weights, grad_input, n, ih, stride_h
                     acc[f] = acc[f] + g0[f] * w0[f]
                 t += 1
         grad_pixel_in = grad_input[n, ih, iw]
-        for g in range(groups):
-            filter0 = g * group_filters
-            for c in range(group_channels):
-                acc = partial[c]
-                total = acc[filter0]
-                for f in range(filter0 + 1, filter0 + group_filters):
-                    total += acc[f]
-                grad_pixel_in[g * group_channels + c] = total
+        # Each group's filter sums, added in filter order: loops over the groups
+        # innermost (strided loads LLVM can vectorise), not over a group's few filters.
+        for c in range(group_channels):
+            acc = partial[c]
+            for g in range(groups):
+                totals[g] = acc[g * group_filters]
+            for j in range(1, group_filters):
+                for g in range(groups):
+                    totals[g] += acc[g * group_filters + j]
+            for g in range(groups):
+                grad_pixel_in[g * group_channels + c] = totals[g]
 
 
 # Below this many channels per group (and with at least as many filters in all),
