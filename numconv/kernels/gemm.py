@@ -36,37 +36,34 @@ def _im2col_row(x, cols, row, row0, out_h, kernel_h, kernel_w, out_w, stride_h, 
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     n = row // out_h
     oh = row % out_h
-    base = (row - row0) * out_w
+    columns = cols.shape[1]
     flat_x = x.reshape(x.size)
+    flat_cols = cols.reshape(cols.size)
     tap_row = kernel_w * channels
     for ow in range(out_w):
-        dst = cols[base + ow]
+        pixel = ((row - row0) * out_w + ow) * columns
         iw0 = ow * stride_w - pad_left
         # With no dilation and the window inside the image, the kernel_w taps of
         # one kernel row are kernel_w * channels contiguous input values.
         contiguous = dilation_w == 1 and iw0 >= 0 and iw0 + kernel_w <= width
         for kh in range(kernel_h):
-            k = kh * tap_row
+            dst = pixel + kh * tap_row
             ih = oh * stride_h + kh * dilation_h - pad_top
             if ih < 0 or ih >= height:
-                for j in range(tap_row):
-                    dst[k + j] = 0.0
+                flat_cols[dst:dst + tap_row] = 0.0
                 continue
             start = ((n * height + ih) * width + iw0) * channels
             if contiguous:
-                for j in range(tap_row):
-                    dst[k + j] = flat_x[start + j]
+                flat_cols[dst:dst + tap_row] = flat_x[start:start + tap_row]
                 continue
             for kw in range(kernel_w):
                 iw = iw0 + kw * dilation_w
                 if iw < 0 or iw >= width:
-                    for c in range(channels):
-                        dst[k + c] = 0.0
+                    flat_cols[dst:dst + channels] = 0.0
                 else:
                     src = start + kw * dilation_w * channels
-                    for c in range(channels):
-                        dst[k + c] = flat_x[src + c]
-                k += channels
+                    flat_cols[dst:dst + channels] = flat_x[src:src + channels]
+                dst += channels
 
 
 @jit.kernel(parallel=True)
@@ -105,7 +102,9 @@ def _col2im_row(cols, grad_input, in_row, row0, row1, out_h, kernel_h, kernel_w,
     height, width, channels = grad_input.shape[1], grad_input.shape[2], grad_input.shape[3]
     n = in_row // height
     ih = in_row % height
-    grad_row = grad_input[n, ih]
+    grad_row = grad_input[n, ih].reshape(width * channels)
+    # The tile owns input row (n, ih): it scatters within that row, taps in
+    # (kh, kw) order, so every element receives its terms in that order.
     for kh in range(kernel_h):
         oh = _output_position(ih, kh, pad_top, stride_h, dilation_h, out_h)
         if oh < 0:
@@ -114,16 +113,17 @@ def _col2im_row(cols, grad_input, in_row, row0, row1, out_h, kernel_h, kernel_w,
         if row < row0 or row >= row1:
             continue
         base = (row - row0) * out_w
-        for iw in range(width):
-            dst = grad_row[iw]
-            for kw in range(kernel_w):
-                ow = _output_position(iw, kw, pad_left, stride_w, dilation_w, out_w)
-                if ow < 0:
+        for kw in range(kernel_w):
+            k = (kh * kernel_w + kw) * channels
+            offset = kw * dilation_w - pad_left
+            for ow in range(out_w):
+                iw = ow * stride_w + offset
+                if iw < 0 or iw >= width:
                     continue
                 src = cols[base + ow]
-                k = (kh * kernel_w + kw) * channels
+                start = iw * channels
                 for c in range(channels):
-                    dst[c] += src[k + c]
+                    grad_row[start + c] += src[k + c]
 
 
 @jit.kernel()
