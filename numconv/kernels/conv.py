@@ -688,15 +688,23 @@ def _grad_input_row_by_filters(grad_output, weights, grad_input, n, ih, stride_h
                     acc[f] = acc[f] + g0[f] * w0[f]
                 t += 1
         grad_pixel_in = grad_input[n, ih, iw]
-        # Each group's filter sums, added in filter order: loops over the groups
-        # innermost (strided loads LLVM can vectorise), not over a group's few filters.
+        # Each group's filter sums, added in filter order.  With more groups than
+        # filters per group, the loop over the groups is innermost (strided loads
+        # LLVM can vectorise) rather than a loop over a group's few filters.
         for c in range(group_channels):
             acc = partial[c]
-            for g in range(groups):
-                totals[g] = acc[g * group_filters]
-            for j in range(1, group_filters):
+            if groups > group_filters:
                 for g in range(groups):
-                    totals[g] += acc[g * group_filters + j]
+                    totals[g] = acc[g * group_filters]
+                for j in range(1, group_filters):
+                    for g in range(groups):
+                        totals[g] += acc[g * group_filters + j]
+            else:
+                for g in range(groups):
+                    total = acc[g * group_filters]
+                    for f in range(g * group_filters + 1, (g + 1) * group_filters):
+                        total += acc[f]
+                    totals[g] = total
             for g in range(groups):
                 grad_pixel_in[g * group_channels + c] = totals[g]
 
