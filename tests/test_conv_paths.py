@@ -35,6 +35,17 @@ def geometry_of(x_shape, kernel_shape, strides=1, padding="valid", data_format="
                              data_format, dilation_rate, groups)
 
 
+def set_chunk_budget(monkeypatch, regime, budget):
+    """Threaded problems chunk by buffer bytes, single-threaded ones by product size."""
+    if regime == "threaded":
+        monkeypatch.setattr(nn_conv, "SINGLE_THREAD_MAX_WORK", 0)
+        monkeypatch.setattr(nn_conv, "COLUMN_BUFFER_BYTES", budget)
+        monkeypatch.setattr(nn_conv, "WINOGRAD_BUFFER_BYTES", budget)
+    else:
+        monkeypatch.setattr(nn_conv, "SINGLE_THREAD_MAX_WORK", 1 << 62)
+        monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", budget)
+
+
 def force_paths(monkeypatch, forward=None, grad_input=None, grad_kernel=None):
     """Make the dispatch pick the given paths (None keeps the normal rule)."""
     if forward is not None:
@@ -113,11 +124,14 @@ WINOGRAD_PROBLEMS = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, kernel_shape, options", WINOGRAD_PROBLEMS)
-@pytest.mark.parametrize("budget", [64, 2 << 20])
-def test_winograd_paths_match_reference(monkeypatch, budget, x_shape, kernel_shape, options,
-                                        dtype):
-    # Winograd forward, and the stride-1 input gradient through Winograd too.
-    monkeypatch.setattr(nn_conv, "WINOGRAD_BUFFER_BYTES", budget)  # 64: one tile per chunk
+@pytest.mark.parametrize("regime, budget", [
+    ("threaded", 64), ("threaded", 2 << 20), ("single", 1), ("single", 300), ("single", 1 << 19),
+])
+def test_winograd_paths_match_reference(monkeypatch, regime, budget, x_shape, kernel_shape,
+                                        options, dtype):
+    # Winograd forward, and the stride-1 input gradient through Winograd too; small
+    # budgets give one tile per chunk.
+    set_chunk_budget(monkeypatch, regime, budget)
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
     force_paths(monkeypatch, "winograd", "flipped", "gemm")
     check_problem(np.random.default_rng(8), x_shape, kernel_shape, dtype, **options)
@@ -139,12 +153,14 @@ def test_pointwise_matmul_path_matches_reference(monkeypatch, data_format, dtype
                   data_format=data_format)
 
 
-@pytest.mark.parametrize("budget", [1, 300, 4000])
+@pytest.mark.parametrize("regime, budget", [
+    ("threaded", 1), ("threaded", 300), ("threaded", 4000), ("single", 1), ("single", 3000),
+])
 @pytest.mark.parametrize("grad_input", ["col2im", "flipped"])
-def test_chunks_across_images_and_a_partial_last_chunk(monkeypatch, budget, grad_input):
-    # A tiny buffer budget: one row per chunk, or chunks that straddle two images
-    # and a last chunk shorter than the others.
-    monkeypatch.setattr(nn_conv, "COLUMN_BUFFER_BYTES", budget)
+def test_chunks_across_images_and_a_partial_last_chunk(monkeypatch, regime, budget, grad_input):
+    # A tiny budget: one row per chunk, or chunks that straddle two images and a
+    # last chunk shorter than the others.
+    set_chunk_budget(monkeypatch, regime, budget)
     force_paths(monkeypatch, "gemm", grad_input, "gemm")
     check_problem(np.random.default_rng(4), (3, 7, 5, 3), (3, 3, 3, 4), np.float64,
                   padding="same", dilation_rate=(1, 2))
@@ -162,6 +178,7 @@ def test_random_problems_on_forced_gemm_paths(data):
     height, width = data.draw(st.integers(1, 8)), data.draw(st.integers(1, 8))
     batch = data.draw(st.integers(1, 3))
     dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    regime = data.draw(st.sampled_from(["threaded", "single"]))
     budget = data.draw(st.sampled_from([64, 1000, 2 << 20]))
     grad_input = "flipped" if strides == 1 and data.draw(st.booleans()) else "col2im"
     options = dict(strides=strides, dilation_rate=dilation_rate, padding=padding)
@@ -173,7 +190,7 @@ def test_random_problems_on_forced_gemm_paths(data):
     except ValueError:
         return  # empty output: covered by tests/test_nn_conv.py
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(nn_conv, "COLUMN_BUFFER_BYTES", budget)
+        set_chunk_budget(monkeypatch, regime, budget)
         force_paths(monkeypatch, "gemm", grad_input, "gemm")
         check_problem(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))),
                       (batch, height, width, channels), (*kernel_size, channels, filters),
@@ -263,6 +280,8 @@ SUITE = {
                    "gemm", "col2im", "gemm"),
     # The digits example's first layer is tiny: direct kernels, no BLAS call.
     "digits1": ((32, 8, 8, 1), (3, 3, 1, 16), dict(padding="same"), "direct", "direct", "direct"),
+    # A small 1x1 problem is cut into single-threaded products by the im2col path.
+    "pointwise_small": ((8, 16, 16, 64), (1, 1, 64, 64), dict(), "gemm", "flipped", "gemm"),
     # A strided 1x1 kernel reads a subsampled image: im2col, not the plain product.
     "strided1x1": ((8, 28, 28, 256), (1, 1, 256, 128), dict(strides=2),
                    "gemm", "col2im", "gemm"),
@@ -290,11 +309,14 @@ def test_layout_swap_is_a_transpose(shape, parallel):
 
 def test_chunk_buffer_is_bounded_and_never_the_whole_batch():
     # resnet3x3: 25088 output pixels of 576 columns; the buffer holds a few rows of one image.
-    rows = nn_conv._rows_per_chunk(56, 576, 4, 8 * 56)
+    rows = nn_conv._rows_per_chunk(56, 576, 4, 8 * 56, 64, False)
     assert 1 <= rows < 56
     assert rows * 56 * 576 * 4 <= nn_conv.COLUMN_BUFFER_BYTES
     # A single output row wider than the budget still gets a (one-row) chunk.
-    assert nn_conv._rows_per_chunk(10**6, 576, 8, 3) == 1
+    assert nn_conv._rows_per_chunk(10**6, 576, 8, 3, 64, False) == 1
+    # Single-threaded problems cut their products below OpenBLAS's threading threshold.
+    rows = nn_conv._rows_per_chunk(8, 144, 4, 32 * 8, 32, True)
+    assert 1 <= rows and rows * 8 * 144 * 32 <= nn_conv.BLAS_SINGLE_THREAD_WORK
 
 
 @pytest.mark.parametrize("call", ["forward", "grads"])

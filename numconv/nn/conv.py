@@ -165,6 +165,16 @@ class _Geometry:
         return (*self.strides, *self.dilation_rate, self.pad_top, self.pad_left)
 
     @property
+    def single_threaded(self):
+        """A problem small enough that thread hand-offs would cost more than they save."""
+        return self.multiply_adds < SINGLE_THREAD_MAX_WORK
+
+    @property
+    def threaded_work(self):
+        """The work ``runtime.run`` sees: 0 (its serial build) for single-threaded problems."""
+        return 0 if self.single_threaded else self.multiply_adds
+
+    @property
     def is_pointwise(self):
         """A 1x1 kernel with stride 1 and no padding: a plain matrix product per pixel."""
         return (self.kernel_h == self.kernel_w == 1 and self.strides == (1, 1)
@@ -195,7 +205,7 @@ class _Geometry:
             pixels = allocate((self.batch, height * width, channels), dtype,
                               "conv2d channels_last copy")
             runtime.run(gemm_kernels.swap_last_axes_serial, gemm_kernels.swap_last_axes,
-                        planes.size, planes, pixels)
+                        0 if self.single_threaded else planes.size, planes, pixels)
             return pixels.reshape((self.batch, height, width, channels))
         if self.data_format == "channels_first":
             array = np.moveaxis(array, -3, -1)
@@ -209,7 +219,8 @@ class _Geometry:
             planes = allocate((batch, channels, height * width), array.dtype,
                               "conv2d channels_first result")
             runtime.run(gemm_kernels.swap_last_axes_serial, gemm_kernels.swap_last_axes,
-                        array.size, array.reshape((batch, height * width, channels)), planes)
+                        0 if self.single_threaded else array.size,
+                        array.reshape((batch, height * width, channels)), planes)
             planes = planes.reshape((*self.batch_shape, channels, height, width))
             return planes.astype(dtype, copy=False)
         array = array.reshape((*self.batch_shape, *array.shape[1:]))
@@ -230,6 +241,13 @@ class _Geometry:
 #   "col2im":  (input gradient) grad_output @ kernel^T per chunk, added back by col2im.
 # Every choice depends on the shapes and dtype only, never on the thread count.
 
+# Problems under this many multiply-adds run on the calling thread alone: serial
+# Numba builds, and BLAS products cut below BLAS_SINGLE_THREAD_WORK so that
+# OpenBLAS runs them on the calling thread too.  On a busy machine every
+# hand-off to a descheduled worker thread can cost a scheduler tick (4 ms).
+SINGLE_THREAD_MAX_WORK = 1 << 24
+# OpenBLAS computes a product of m * n * k < 2 * 65536 * 4 multiply-adds on one thread.
+BLAS_SINGLE_THREAD_WORK = (1 << 19) - 1
 # Winograd needs this many input channels and filters: its 16 products have them
 # as their inner and outer sizes.
 WINOGRAD_MIN_CHANNELS = 16
@@ -265,7 +283,7 @@ def forward_path(geometry):
     """Name of the path that computes the forward pass of ``geometry``."""
     if geometry.groups != 1 or geometry.multiply_adds < GEMM_MIN_WORK:
         return "direct"
-    if geometry.is_pointwise:
+    if geometry.is_pointwise and not geometry.single_threaded:
         return "matmul"
     if _winograd_fits(geometry.kernel_h, geometry.kernel_w, geometry.strides,
                       geometry.dilation_rate, geometry.channels, geometry.filters):
@@ -289,9 +307,9 @@ def grad_input_path(geometry):
     return "col2im"
 
 
-def _pack(serial_kernel, parallel_kernel, work, *args):
-    """Run an im2col / col2im kernel next to BLAS products."""
-    if PACK_IN_PARALLEL:
+def _pack(single_threaded, serial_kernel, parallel_kernel, work, *args):
+    """Run a packing / transform kernel next to BLAS products."""
+    if PACK_IN_PARALLEL and not single_threaded:
         return runtime.run(serial_kernel, parallel_kernel, work, *args)
     return serial_kernel(*args)
 
@@ -301,25 +319,32 @@ PACK_IN_PARALLEL = True
 FLIPPED_WINOGRAD = True
 
 
-def _rows_per_chunk(out_w, columns, itemsize, total_rows):
-    """Output rows per im2col chunk: as many as fit the buffer budget, at least one."""
-    rows = COLUMN_BUFFER_BYTES // max(out_w * columns * itemsize, 1)
+def _rows_per_chunk(out_w, columns, itemsize, total_rows, filters, single_threaded):
+    """Output rows per im2col chunk: as many as fit the buffer budget, at least one.
+
+    Single-threaded problems cut their products below BLAS_SINGLE_THREAD_WORK.
+    """
+    if single_threaded:
+        rows = BLAS_SINGLE_THREAD_WORK // max(out_w * columns * filters, 1)
+    else:
+        rows = COLUMN_BUFFER_BYTES // max(out_w * columns * itemsize, 1)
     return int(max(1, min(rows, total_rows)))
 
 
-def _gemm_forward(x, kernel, bias, out, out_h, out_w, scalars):
+def _gemm_forward(x, kernel, bias, out, out_h, out_w, scalars, single_threaded):
     """``out`` (N, OH, OW, F) = im2col(x) @ kernel + bias, chunk of output rows by chunk."""
     kernel_h, kernel_w, channels, filters = kernel.shape
     columns = kernel_h * kernel_w * channels
     weights = kernel.reshape(columns, filters)
     out_rows = out.reshape(-1, filters)
     total_rows = out.shape[0] * out_h
-    chunk = _rows_per_chunk(out_w, columns, x.itemsize, total_rows)
+    chunk = _rows_per_chunk(out_w, columns, x.itemsize, total_rows, filters,
+                            single_threaded)
     cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
     for row0 in range(0, total_rows, chunk):
         row1 = min(row0 + chunk, total_rows)
         pixels = (row1 - row0) * out_w
-        _pack(gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
+        _pack(single_threaded, gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
               x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
         target = out_rows[row0 * out_w:row1 * out_w]
         np.matmul(cols[:pixels], weights, out=target)
@@ -327,13 +352,17 @@ def _gemm_forward(x, kernel, bias, out, out_h, out_w, scalars):
             np.add(target, bias, out=target)
 
 
-def _winograd_forward(x, kernel, bias, out, pad_top, pad_left):
+def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
     """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3)."""
     channels, filters = kernel.shape[2], kernel.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
     total = out.shape[0] * tiles_h * tiles_w
-    chunk = int(max(1, min(WINOGRAD_BUFFER_BYTES // (16 * channels * x.itemsize), total)))
+    if single_threaded:
+        chunk = BLAS_SINGLE_THREAD_WORK // (channels * filters)
+    else:
+        chunk = WINOGRAD_BUFFER_BYTES // (16 * channels * x.itemsize)
+    chunk = int(max(1, min(chunk, total)))
     weights = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel")
     tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
     products = allocate((16, chunk, filters), x.dtype, "conv2d Winograd product buffer")
@@ -343,14 +372,16 @@ def _winograd_forward(x, kernel, bias, out, pad_top, pad_left):
     for tile0 in range(0, total, chunk):
         tile1 = min(tile0 + chunk, total)
         count = tile1 - tile0
-        _pack(winograd_kernels.transform_input_serial, winograd_kernels.transform_input,
-              16 * count * channels, x, tiles, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left)
+        _pack(single_threaded, winograd_kernels.transform_input_serial,
+              winograd_kernels.transform_input, 16 * count * channels,
+              x, tiles, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left)
         np.matmul(tiles[:, :count], weights, out=products[:, :count])
-        _pack(winograd_kernels.transform_output_serial, winograd_kernels.transform_output,
-              16 * count * filters, products, bias, out, tile0, tile1, tiles_h, tiles_w)
+        _pack(single_threaded, winograd_kernels.transform_output_serial,
+              winograd_kernels.transform_output, 16 * count * filters,
+              products, bias, out, tile0, tile1, tiles_h, tiles_w)
 
 
-def _winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left):
+def _winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
     """3x3 stride-1 convolution with any dilation by Winograd F(2x2, 3x3).
 
     With dilation (dh, dw), output rows ``oh = dh * p + a`` only read input
@@ -361,7 +392,7 @@ def _winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left):
     """
     dilation_h, dilation_w = dilation_rate
     if dilation_h == dilation_w == 1:
-        _winograd_forward(x, kernel, bias, out, pad_top, pad_left)
+        _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded)
         return
     batch, out_h, out_w, filters = out.shape
     for a in range(min(dilation_h, out_h)):
@@ -375,24 +406,26 @@ def _winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left):
                 continue
             x_phase = np.ascontiguousarray(x_phase)
             out_phase = allocate(out_view.shape, out.dtype, "conv2d dilation phase")
-            _winograd_forward(x_phase, kernel, bias, out_phase, -shift_h, -shift_w)
+            _winograd_forward(x_phase, kernel, bias, out_phase, -shift_h, -shift_w,
+                              single_threaded)
             out_view[...] = out_phase
 
 
-def _gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars):
+def _gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars, single_threaded):
     """grad_kernel = sum over chunks, in order, of im2col(x)^T @ grad_output."""
     kernel_h, kernel_w, channels, filters = grad_kernel.shape
     columns = kernel_h * kernel_w * channels
     total = grad_kernel.reshape(columns, filters)
     grad_rows = grad_output.reshape(-1, filters)
     total_rows = grad_output.shape[0] * out_h
-    chunk = _rows_per_chunk(out_w, columns, x.itemsize, total_rows)
+    chunk = _rows_per_chunk(out_w, columns, x.itemsize, total_rows, filters,
+                            single_threaded)
     cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
     partial = allocate((columns, filters), x.dtype, "conv2d kernel-gradient buffer")
     for row0 in range(0, total_rows, chunk):
         row1 = min(row0 + chunk, total_rows)
         pixels = (row1 - row0) * out_w
-        _pack(gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
+        _pack(single_threaded, gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
               x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
         product = np.matmul(cols[:pixels].T, grad_rows[row0 * out_w:row1 * out_w],
                             out=total if row0 == 0 else partial)
@@ -400,21 +433,23 @@ def _gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars):
             np.add(total, product, out=total)
 
 
-def _col2im_grad_input(grad_output, kernel, grad_input, out_h, out_w, scalars):
+def _col2im_grad_input(grad_output, kernel, grad_input, out_h, out_w, scalars, single_threaded):
     """grad_input = col2im(grad_output @ kernel^T), chunk of output rows by chunk, in order."""
     kernel_h, kernel_w, channels, filters = kernel.shape
     columns = kernel_h * kernel_w * channels
     weights_t = kernel.reshape(columns, filters).T
     grad_rows = grad_output.reshape(-1, filters)
     total_rows = grad_output.shape[0] * out_h
-    chunk = _rows_per_chunk(out_w, columns, kernel.itemsize, total_rows)
+    chunk = _rows_per_chunk(out_w, columns, kernel.itemsize, total_rows, filters,
+                            single_threaded)
     cols = allocate((chunk * out_w, columns), kernel.dtype, "conv2d col2im buffer")
     grad_input.fill(0.0)
     for row0 in range(0, total_rows, chunk):
         row1 = min(row0 + chunk, total_rows)
         pixels = (row1 - row0) * out_w
         np.matmul(grad_rows[row0 * out_w:row1 * out_w], weights_t, out=cols[:pixels])
-        _pack(gemm_kernels.col2im_add_serial, gemm_kernels.col2im_add, pixels * columns,
+        _pack(single_threaded, gemm_kernels.col2im_add_serial, gemm_kernels.col2im_add,
+              pixels * columns,
               cols, grad_input, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
 
 
@@ -428,10 +463,10 @@ def _flipped_grad_input(grad_output, kernel, grad_input, geometry):
                                            geometry.dilation_rate, geometry.filters,
                                            geometry.channels):
         _winograd_dilated(grad_output, flipped, None, grad_input, geometry.dilation_rate,
-                          pad_top, pad_left)
+                          pad_top, pad_left, geometry.single_threaded)
         return
     _gemm_forward(grad_output, flipped, None, grad_input, geometry.height, geometry.width,
-                  (1, 1, dilation_h, dilation_w, pad_top, pad_left))
+                  (1, 1, dilation_h, dilation_w, pad_top, pad_left), geometry.single_threaded)
 
 
 def _check_bias(bias, filters):
@@ -489,11 +524,12 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
     path = forward_path(geometry)
     if path == "gemm":
         with _blas_warnings_off():
-            _gemm_forward(x, kernel, bias, out, geometry.out_h, geometry.out_w, geometry.scalars)
+            _gemm_forward(x, kernel, bias, out, geometry.out_h, geometry.out_w, geometry.scalars,
+                          geometry.single_threaded)
     elif path == "winograd":
         with _blas_warnings_off():
             _winograd_dilated(x, kernel, bias, out, geometry.dilation_rate, geometry.pad_top,
-                              geometry.pad_left)
+                              geometry.pad_left, geometry.single_threaded)
     elif path == "matmul":
         out_rows = out.reshape(-1, geometry.filters)
         with _blas_warnings_off():
@@ -504,7 +540,7 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
     else:
         if bias is None:
             bias = np.zeros(geometry.filters, dtype=dtype)
-        runtime.run(*_KERNELS["forward", geometry.depthwise], geometry.multiply_adds,
+        runtime.run(*_KERNELS["forward", geometry.depthwise], geometry.threaded_work,
                     x, kernel, bias, out, *geometry.scalars)
     return geometry.from_canonical(out, result_dtype)
 
@@ -567,7 +603,7 @@ def conv2d_grads(x, kernel, grad_output, strides=1, padding="valid", data_format
     if "bias" in wanted:
         grad_bias_c = allocate((geometry.filters,), dtype, "conv2d bias gradient")
     grad_output_c = geometry.to_canonical(grad_output, dtype)
-    work = geometry.multiply_adds
+    work = geometry.threaded_work
     scalars = geometry.scalars
     grad_input = grad_kernel = grad_bias = None
     out_h, out_w, filters = geometry.out_h, geometry.out_w, geometry.filters
@@ -579,7 +615,8 @@ def conv2d_grads(x, kernel, grad_output, strides=1, padding="valid", data_format
             if path == "flipped":
                 _flipped_grad_input(grad_output_c, kernel_c, grad_input_c, geometry)
             elif path == "col2im":
-                _col2im_grad_input(grad_output_c, kernel_c, grad_input_c, out_h, out_w, scalars)
+                _col2im_grad_input(grad_output_c, kernel_c, grad_input_c, out_h, out_w, scalars,
+                                   geometry.single_threaded)
             elif path == "matmul":
                 np.matmul(grad_output_c.reshape(-1, filters),
                           kernel_c.reshape(geometry.channels, filters).T,
@@ -593,7 +630,8 @@ def conv2d_grads(x, kernel, grad_output, strides=1, padding="valid", data_format
             x_c = geometry.to_canonical(x, dtype)
             path = grad_kernel_path(geometry)
             if path == "gemm":
-                _gemm_grad_kernel(x_c, grad_output_c, grad_kernel_c, out_h, out_w, scalars)
+                _gemm_grad_kernel(x_c, grad_output_c, grad_kernel_c, out_h, out_w, scalars,
+                                  geometry.single_threaded)
             elif path == "matmul":
                 np.matmul(x_c.reshape(-1, geometry.channels).T, grad_output_c.reshape(-1, filters),
                           out=grad_kernel_c.reshape(geometry.channels, filters))
@@ -604,7 +642,8 @@ def conv2d_grads(x, kernel, grad_output, strides=1, padding="valid", data_format
 
     if grad_bias_c is not None:
         runtime.run(conv_kernels.conv2d_grad_bias_serial, conv_kernels.conv2d_grad_bias,
-                    grad_output_c.size, grad_output_c, grad_bias_c)
+                    0 if geometry.single_threaded else grad_output_c.size, grad_output_c,
+                    grad_bias_c)
         grad_bias = grad_bias_c.astype(result_dtype, copy=False)
 
     return grad_input, grad_kernel, grad_bias
