@@ -20,7 +20,15 @@ def compute(seed):
     kernel = rng.standard_normal((3, 3, 16, 16))
     out = numconv.nn.conv2d(x, kernel, padding="same")
     grad_input, grad_kernel, grad_bias = numconv.nn.conv2d_grads(x, kernel, out, padding="same")
-    return out, grad_input, grad_kernel, grad_bias
+    # Depthwise convolutions always run on numconv's own Numba kernels (dense ones may go
+    # through BLAS), and this one is large enough for the parallel builds: it is the call
+    # that launches Numba's parallel region.
+    images = rng.standard_normal((8, 64, 64, 64))
+    depthwise_kernel = rng.standard_normal((3, 3, 1, 64))
+    depthwise = numconv.nn.conv2d(images, depthwise_kernel, padding="same", groups=64)
+    depthwise_grads = numconv.nn.conv2d_grads(images, depthwise_kernel, depthwise,
+                                              padding="same", groups=64)
+    return (out, grad_input, grad_kernel, grad_bias, depthwise, *depthwise_grads)
 
 
 def main(method):

@@ -16,13 +16,17 @@ THREADS = 8
 CALLS_PER_THREAD = 50
 
 # (x shape, kernel shape, options): small and large problems, so both the serial and the
-# parallel builds of the kernels run concurrently.
+# parallel builds of the kernels, and the BLAS path, run concurrently.
 CASES = [
     ((2, 9, 9, 3), (3, 3, 3, 4), dict(padding="same")),
     ((4, 32, 32, 16), (3, 3, 16, 32), dict(padding="same")),
     ((2, 16, 16, 8), (2, 2, 4, 8), dict(strides=2, groups=2)),
     ((8, 28, 28, 8), (3, 3, 1, 8), dict(groups=8, padding="same")),
     ((2, 20, 20, 4), (3, 3, 4, 6), dict(dilation_rate=2, data_format="channels_first")),
+    # Large enough for the parallel Numba builds (depthwise always runs on Numba kernels) and
+    # for multi-threaded BLAS (dense): concurrent parallel launches from several threads.
+    ((8, 64, 64, 64), (3, 3, 1, 64), dict(groups=64, padding="same")),
+    ((4, 32, 32, 64), (3, 3, 64, 64), dict(padding="same")),
 ]
 DTYPES = (np.float32, np.float64)
 
