@@ -153,6 +153,19 @@ def test_pointwise_matmul_path_matches_reference(monkeypatch, data_format, dtype
                   data_format=data_format)
 
 
+def test_pointwise_channels_first_with_an_empty_batch(monkeypatch):
+    force_paths(monkeypatch, "matmul", "matmul", "matmul")
+    x = np.ones((0, 3, 4, 5), np.float32)
+    kernel = np.ones((1, 1, 3, 2), np.float32)
+    out = nn.conv2d(x, kernel, np.ones(2, np.float32), data_format="channels_first")
+    assert out.shape == (0, 2, 4, 5) and out.dtype == np.float32
+    grads = nn.conv2d_grads(x, kernel, np.ones((0, 2, 4, 5), np.float32),
+                            data_format="channels_first")
+    assert grads[0].shape == x.shape
+    np.testing.assert_array_equal(grads[1], np.zeros(kernel.shape))
+    np.testing.assert_array_equal(grads[2], np.zeros(2))
+
+
 @pytest.mark.parametrize("regime, budget", [
     ("threaded", 1), ("threaded", 300), ("threaded", 4000), ("single", 1), ("single", 3000),
 ])

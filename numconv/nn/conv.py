@@ -469,6 +469,53 @@ def _flipped_grad_input(grad_output, kernel, grad_input, geometry):
                   (1, 1, dilation_h, dilation_w, pad_top, pad_left), geometry.single_threaded)
 
 
+def _planes(array, geometry, dtype):
+    """channels_first (batch..., C, H, W) -> C-contiguous (N, C, H * W) in ``dtype``."""
+    channels, height, width = array.shape[-3:]
+    return _canonical(array.reshape((geometry.batch, channels, height * width)), dtype)
+
+
+def _pointwise_channels_first(geometry, x, kernel, bias, dtype, result_dtype):
+    """1x1 stride-1 convolution of channels_first data: ``kernel^T @ x[n]`` for each image."""
+    channels, filters = geometry.channels, geometry.filters
+    out = allocate((geometry.batch, filters, geometry.height * geometry.width), dtype,
+                   "conv2d output")
+    x = _planes(x, geometry, dtype)
+    weights_t = _canonical(kernel, dtype).reshape(channels, filters).T
+    with _blas_warnings_off():
+        np.matmul(weights_t, x, out=out)
+        if bias is not None:
+            np.add(out, bias[:, None], out=out)
+    return out.reshape(geometry.output_shape()).astype(result_dtype, copy=False)
+
+
+def _pointwise_channels_first_grads(geometry, x, kernel, grad_output, wanted, dtype,
+                                    result_dtype):
+    """conv2d_grads of a 1x1 stride-1 channels_first convolution, without transposes."""
+    channels, filters = geometry.channels, geometry.filters
+    pixels = geometry.height * geometry.width
+    grad_input = grad_kernel = grad_bias = None
+    if "input" in wanted:
+        grad_input = allocate((geometry.batch, channels, pixels), dtype, "conv2d input gradient")
+    if "kernel" in wanted:
+        per_image = allocate((geometry.batch, channels, filters), dtype,
+                             "conv2d kernel-gradient buffer")
+    grad_planes = _planes(grad_output, geometry, dtype)
+    with _blas_warnings_off():
+        if grad_input is not None:
+            weights = _canonical(kernel, dtype).reshape(channels, filters)
+            np.matmul(weights, grad_planes, out=grad_input)
+            grad_input = grad_input.reshape(x.shape).astype(result_dtype, copy=False)
+        if "kernel" in wanted:
+            # One product per image, added in image order (NumPy's reduction over axis 0).
+            np.matmul(_planes(x, geometry, dtype), grad_planes.transpose(0, 2, 1), out=per_image)
+            grad_kernel = per_image.sum(axis=0).reshape(kernel.shape)
+            grad_kernel = grad_kernel.astype(result_dtype, copy=False)
+    if "bias" in wanted:
+        grad_bias = grad_planes.sum(axis=(0, 2)).astype(result_dtype, copy=False)
+    return grad_input, grad_kernel, grad_bias
+
+
 def _check_bias(bias, filters):
     if bias.shape != (filters,):
         raise ValueError(
@@ -517,11 +564,13 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
         bias = _canonical(bias, dtype)
     else:
         result_dtype, dtype = _dtypes(x, kernel)
+    path = forward_path(geometry)
+    if path == "matmul" and geometry.data_format == "channels_first":
+        return _pointwise_channels_first(geometry, x, kernel, bias, dtype, result_dtype)
     out = allocate((geometry.batch, geometry.out_h, geometry.out_w, geometry.filters), dtype,
                    "conv2d output")
     x = geometry.to_canonical(x, dtype)
     kernel = _canonical(kernel, dtype)
-    path = forward_path(geometry)
     if path == "gemm":
         with _blas_warnings_off():
             _gemm_forward(x, kernel, bias, out, geometry.out_h, geometry.out_w, geometry.scalars,
@@ -592,6 +641,9 @@ def conv2d_grads(x, kernel, grad_output, strides=1, padding="valid", data_format
             f"received grad_output with shape {grad_output.shape}"
         )
     result_dtype, dtype = _dtypes(x, kernel, grad_output)
+    if grad_kernel_path(geometry) == "matmul" and geometry.data_format == "channels_first":
+        return _pointwise_channels_first_grads(geometry, x, kernel, grad_output, wanted, dtype,
+                                               result_dtype)
     # The results first: a far-too-large request fails before any work or scratch.
     grad_input_c = grad_kernel_c = grad_bias_c = None
     if "input" in wanted:
