@@ -241,13 +241,17 @@ class _Geometry:
 #   "col2im":  (input gradient) grad_output @ kernel^T per chunk, added back by col2im.
 # Every choice depends on the shapes and dtype only, never on the thread count.
 
-# Problems under this many multiply-adds run on the calling thread alone: serial
+# Problems under this many multiply-adds (~0.1 ms of one core's BLAS, the price of
+# a few thread hand-offs) run on the calling thread alone: serial
 # Numba builds, and BLAS products cut below BLAS_SINGLE_THREAD_WORK so that
 # OpenBLAS runs them on the calling thread too.  On a busy machine every
 # hand-off to a descheduled worker thread can cost a scheduler tick (4 ms).
-SINGLE_THREAD_MAX_WORK = 1 << 24
+SINGLE_THREAD_MAX_WORK = 10_000_000
 # OpenBLAS computes a product of m * n * k < 2 * 65536 * 4 multiply-adds on one thread.
 BLAS_SINGLE_THREAD_WORK = (1 << 19) - 1
+# A forward product with fewer columns (KH * KW * C; lenet1: 9) is mostly writing
+# its output: the direct kernel does that without the im2col copy.
+GEMM_MIN_COLUMNS = 16
 # Winograd needs this many input channels and filters: its 16 products have them
 # as their inner and outer sizes.
 WINOGRAD_MIN_CHANNELS = 16
@@ -279,22 +283,31 @@ def _winograd_fits(kernel_h, kernel_w, strides, dilation_rate, channels, filters
             and channels >= WINOGRAD_MIN_CHANNELS and filters >= WINOGRAD_MIN_CHANNELS)
 
 
-def forward_path(geometry):
-    """Name of the path that computes the forward pass of ``geometry``."""
+def _dense_path(geometry):
+    """The path of a job that is a plain product: direct, matmul or gemm."""
     if geometry.groups != 1 or geometry.multiply_adds < GEMM_MIN_WORK:
         return "direct"
     if geometry.is_pointwise and not geometry.single_threaded:
         return "matmul"
+    return "gemm"
+
+
+def forward_path(geometry):
+    """Name of the path that computes the forward pass of ``geometry``."""
+    path = _dense_path(geometry)
+    if path != "gemm":
+        return path
     if _winograd_fits(geometry.kernel_h, geometry.kernel_w, geometry.strides,
                       geometry.dilation_rate, geometry.channels, geometry.filters):
         return "winograd"
+    if geometry.kernel_h * geometry.kernel_w * geometry.channels < GEMM_MIN_COLUMNS:
+        return "direct"
     return "gemm"
 
 
 def grad_kernel_path(geometry):
     """Name of the path that computes the kernel gradient of ``geometry``."""
-    path = forward_path(geometry)
-    return "gemm" if path == "winograd" else path
+    return _dense_path(geometry)
 
 
 def grad_input_path(geometry):
