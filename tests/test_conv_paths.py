@@ -225,6 +225,33 @@ def test_nan_and_inf_propagate_through_blas(monkeypatch):
         np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
 
 
+@pytest.mark.parametrize("where", ["x", "kernel", "grad_output"])
+@pytest.mark.parametrize("dilation_rate", [1, 2])
+def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(monkeypatch, where,
+                                                                 dilation_rate):
+    # Winograd's transforms would spread an Inf or NaN to neighbouring outputs of
+    # its tile; the path notices and falls back to im2col.
+    monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
+    force_paths(monkeypatch, "winograd", "flipped", "gemm")
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 9, 8, 3))
+    kernel = rng.standard_normal((3, 3, 3, 4))
+    grad_output = rng.standard_normal((2, 9, 8, 4))
+    target = {"x": x, "kernel": kernel, "grad_output": grad_output}[where]
+    target.flat[5] = np.inf
+    target.flat[target.size // 2] = np.nan
+    options = dict(padding="same", dilation_rate=dilation_rate)
+    out = nn.conv2d(x, kernel, **options)
+    expected = conv2d_reference(x, kernel, **options)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
+    grads = nn.conv2d_grads(x, kernel, grad_output, **options)
+    expected_grads = conv2d_grads_reference(x, kernel, grad_output, **options)
+    for grad, expected_grad in zip(grads, expected_grads):
+        np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
+        np.testing.assert_array_equal(np.isinf(grad), np.isinf(expected_grad))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_serial_and_parallel_packing_builds_are_bit_identical(dtype):
     rng = np.random.default_rng(6)

@@ -10,10 +10,13 @@ matrix products that the caller hands to BLAS:
 
 * ``transform_kernel(kernel, weights)``: ``weights[e, c, f]`` = ``(G g G^T)``
   of ``kernel[:, :, c, f]`` (``e = 4 * i + j``).
-* ``transform_input(x, tiles, tile0, tile1, tiles_h, tiles_w, pad_top,
-  pad_left)``: ``tiles[e, t - tile0, :]`` = ``(B^T d B)`` of flat tile
-  ``t = (n * tiles_h + th) * tiles_w + tw`` for ``tile0 <= t < tile1``; zero
-  outside the image (padding by index bounds).
+* ``transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w,
+  pad_top, pad_left)``: ``tiles[e, t - tile0, :]`` = ``(B^T d B)`` of flat
+  tile ``t = (n * tiles_h + th) * tiles_w + tw`` for ``tile0 <= t < tile1``;
+  zero outside the image (padding by index bounds).  ``finite[t - tile0]`` is
+  NaN when the tile holds an Inf or NaN: the transforms would spread it to
+  outputs whose windows do not contain it, so the caller then falls back to a
+  path without transforms.
 * ``transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w)``:
   writes ``A^T m A + bias`` of those tiles into ``out`` (N, OH, OW, F),
   dropping the outputs past ``OH`` / ``OW``.
@@ -52,11 +55,15 @@ def transform_kernel(kernel, weights):
 
 
 @jit.kernel()
-def _input_tile(x, tiles, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch):
+def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch):
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     n = t // (tiles_h * tiles_w)
     th = (t // tiles_w) % tiles_h
     tw = t % tiles_w
+    # v - v is 0 for a finite v and NaN for Inf or NaN; summed per channel (a
+    # vector loop), then over channels once per tile.
+    flags = patch[16]
+    flags[:] = 0.0
     for i in range(4):
         ih = 2 * th + i - pad_top
         for j in range(4):
@@ -69,7 +76,12 @@ def _input_tile(x, tiles, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch):
                 src = x[n, ih, iw]
                 for c in range(channels):
                     row[c] = src[c]
+                    flags[c] += src[c] - src[c]
     slot = t - tile0
+    check = 0.0
+    for c in range(channels):
+        check += flags[c]
+    finite[slot] = check
     # B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]].
     for j in range(4):
         for c in range(channels):
@@ -90,20 +102,24 @@ def _input_tile(x, tiles, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch):
 
 
 @jit.kernel(parallel=True)
-def transform_input(x, tiles, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left):
-    """B^T d B of flat tiles ``[tile0, tile1)`` into ``tiles`` (16, T, C)."""
+def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left):
+    """B^T d B of flat tiles ``[tile0, tile1)`` into ``tiles`` (16, T, C).
+
+    ``finite[t - tile0]`` is 0 when the tile's inputs are finite, NaN otherwise.
+    """
     for index in prange(tile1 - tile0):
-        patch = np.empty((16, x.shape[3]), dtype=tiles.dtype)
-        _input_tile(x, tiles, tile0 + np.int64(index), tile0, tiles_h, tiles_w, pad_top,
-                    pad_left, patch)
+        patch = np.empty((17, x.shape[3]), dtype=tiles.dtype)
+        _input_tile(x, tiles, finite, tile0 + np.int64(index), tile0, tiles_h, tiles_w,
+                    pad_top, pad_left, patch)
 
 
 @jit.kernel()
-def transform_input_serial(x, tiles, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left):
+def transform_input_serial(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top,
+                           pad_left):
     """Serial build of :func:`transform_input`."""
-    patch = np.empty((16, x.shape[3]), dtype=tiles.dtype)
+    patch = np.empty((17, x.shape[3]), dtype=tiles.dtype)
     for t in range(tile0, tile1):
-        _input_tile(x, tiles, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch)
+        _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch)
 
 
 @jit.kernel()

@@ -366,7 +366,11 @@ def _gemm_forward(x, kernel, bias, out, out_h, out_w, scalars, single_threaded):
 
 
 def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
-    """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3)."""
+    """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3).
+
+    Returns False, leaving ``out`` partly written, when ``x`` or ``kernel`` holds
+    an Inf or NaN: the transforms would turn some finite outputs into NaN.
+    """
     channels, filters = kernel.shape[2], kernel.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
@@ -379,6 +383,9 @@ def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
     weights = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel")
     tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
     products = allocate((16, chunk, filters), x.dtype, "conv2d Winograd product buffer")
+    if not np.isfinite(kernel).all():
+        return False
+    finite = allocate((chunk,), x.dtype, "conv2d Winograd check")
     winograd_kernels.transform_kernel(kernel, weights)
     if bias is None:
         bias = np.zeros(filters, dtype=x.dtype)
@@ -387,11 +394,14 @@ def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
         count = tile1 - tile0
         _pack(single_threaded, winograd_kernels.transform_input_serial,
               winograd_kernels.transform_input, 16 * count * channels,
-              x, tiles, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left)
+              x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left)
+        if np.isnan(finite[:count]).any():
+            return False
         np.matmul(tiles[:, :count], weights, out=products[:, :count])
         _pack(single_threaded, winograd_kernels.transform_output_serial,
               winograd_kernels.transform_output, 16 * count * filters,
               products, bias, out, tile0, tile1, tiles_h, tiles_w)
+    return True
 
 
 def _winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
@@ -405,8 +415,7 @@ def _winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, si
     """
     dilation_h, dilation_w = dilation_rate
     if dilation_h == dilation_w == 1:
-        _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded)
-        return
+        return _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded)
     batch, out_h, out_w, filters = out.shape
     for a in range(min(dilation_h, out_h)):
         shift_h, phase_h = divmod(a - pad_top, dilation_h)
@@ -419,9 +428,11 @@ def _winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, si
                 continue
             x_phase = np.ascontiguousarray(x_phase)
             out_phase = allocate(out_view.shape, out.dtype, "conv2d dilation phase")
-            _winograd_forward(x_phase, kernel, bias, out_phase, -shift_h, -shift_w,
-                              single_threaded)
+            if not _winograd_forward(x_phase, kernel, bias, out_phase, -shift_h, -shift_w,
+                                     single_threaded):
+                return False
             out_view[...] = out_phase
+    return True
 
 
 def _gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars, single_threaded):
@@ -475,9 +486,9 @@ def _flipped_grad_input(grad_output, kernel, grad_input, geometry):
     if FLIPPED_WINOGRAD and _winograd_fits(geometry.kernel_h, geometry.kernel_w, (1, 1),
                                            geometry.dilation_rate, geometry.filters,
                                            geometry.channels):
-        _winograd_dilated(grad_output, flipped, None, grad_input, geometry.dilation_rate,
-                          pad_top, pad_left, geometry.single_threaded)
-        return
+        if _winograd_dilated(grad_output, flipped, None, grad_input, geometry.dilation_rate,
+                             pad_top, pad_left, geometry.single_threaded):
+            return
     _gemm_forward(grad_output, flipped, None, grad_input, geometry.height, geometry.width,
                   (1, 1, dilation_h, dilation_w, pad_top, pad_left), geometry.single_threaded)
 
@@ -590,8 +601,12 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
                           geometry.single_threaded)
     elif path == "winograd":
         with _blas_warnings_off():
-            _winograd_dilated(x, kernel, bias, out, geometry.dilation_rate, geometry.pad_top,
-                              geometry.pad_left, geometry.single_threaded)
+            done = _winograd_dilated(x, kernel, bias, out, geometry.dilation_rate,
+                                     geometry.pad_top, geometry.pad_left,
+                                     geometry.single_threaded)
+            if not done:  # Inf or NaN in the data: im2col keeps them where they belong
+                _gemm_forward(x, kernel, bias, out, geometry.out_h, geometry.out_w,
+                              geometry.scalars, geometry.single_threaded)
     elif path == "matmul":
         out_rows = out.reshape(-1, geometry.filters)
         with _blas_warnings_off():
