@@ -80,6 +80,8 @@ GENERAL_PROBLEMS = [
     ((1, 1, 9, 2), (1, 3, 2, 3), dict(padding="same")),
     ((2, 16, 4, 6), (3, 3, 16, 5), dict(padding="valid", data_format="channels_first")),
     ((2, 8, 5, 3), (5, 5, 3, 2), dict(strides=2, padding="same")),  # kernel wider than image
+    ((3, 4, 9, 7), (3, 2, 4, 5), dict(strides=(2, 1), padding="same",
+                                      data_format="channels_first")),
 ]
 
 
@@ -170,13 +172,16 @@ def test_pointwise_channels_first_with_an_empty_batch(monkeypatch):
     ("threaded", 1), ("threaded", 300), ("threaded", 4000), ("single", 1), ("single", 3000),
 ])
 @pytest.mark.parametrize("grad_input", ["col2im", "flipped"])
-def test_chunks_across_images_and_a_partial_last_chunk(monkeypatch, regime, budget, grad_input):
-    # A tiny budget: one row per chunk, or chunks that straddle two images and a
-    # last chunk shorter than the others.
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_chunks_across_images_and_a_partial_last_chunk(monkeypatch, regime, budget, grad_input,
+                                                       data_format):
+    # A tiny budget: one row per chunk, or chunks that straddle two images (channels
+    # last) and a last chunk shorter than the others.
     set_chunk_budget(monkeypatch, regime, budget)
     force_paths(monkeypatch, "gemm", grad_input, "gemm")
-    check_problem(np.random.default_rng(4), (3, 7, 5, 3), (3, 3, 3, 4), np.float64,
-                  padding="same", dilation_rate=(1, 2))
+    x_shape = (3, 7, 5, 3) if data_format == "channels_last" else (3, 3, 7, 5)
+    check_problem(np.random.default_rng(4), x_shape, (3, 3, 3, 4), np.float64,
+                  padding="same", dilation_rate=(1, 2), data_format=data_format)
 
 
 @settings(max_examples=40)

@@ -365,6 +365,33 @@ def _gemm_forward(x, kernel, bias, out, out_h, out_w, scalars, single_threaded):
             np.add(target, bias, out=target)
 
 
+def _gemm_forward_channels_first(x, kernel, bias, out_planes, out_h, out_w, scalars,
+                                 single_threaded):
+    """``out_planes`` (N, F, OH * OW) = (im2col(x) @ kernel)^T + bias, chunk by chunk.
+
+    ``x`` is canonical (N, H, W, C); each product ``kernel^T @ cols^T`` writes a
+    block of pixel columns of one image's (F, OH * OW) plane directly, so the
+    channels_first result needs no transpose.  Chunks never straddle images.
+    """
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    columns = kernel_h * kernel_w * channels
+    weights_t = kernel.reshape(columns, filters).T
+    chunk = _rows_per_chunk(out_w, columns, x.itemsize, out_h, filters, single_threaded)
+    cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
+    for n in range(out_planes.shape[0]):
+        for oh0 in range(0, out_h, chunk):
+            oh1 = min(oh0 + chunk, out_h)
+            pixels = (oh1 - oh0) * out_w
+            row0 = n * out_h + oh0
+            _pack(single_threaded, gemm_kernels.im2col_serial, gemm_kernels.im2col,
+                  pixels * columns,
+                  x, cols, row0, row0 + oh1 - oh0, out_h, kernel_h, kernel_w, out_w, *scalars)
+            target = out_planes[n, :, oh0 * out_w:oh1 * out_w]
+            np.matmul(weights_t, cols[:pixels].T, out=target)
+            if bias is not None:
+                np.add(target, bias[:, None], out=target)
+
+
 def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
     """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3).
 
@@ -591,6 +618,15 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
     path = forward_path(geometry)
     if path == "matmul" and geometry.data_format == "channels_first":
         return _pointwise_channels_first(geometry, x, kernel, bias, dtype, result_dtype)
+    if path == "gemm" and geometry.data_format == "channels_first":
+        out_planes = allocate((geometry.batch, geometry.filters, geometry.out_h * geometry.out_w),
+                              dtype, "conv2d output")
+        x = geometry.to_canonical(x, dtype)
+        with _blas_warnings_off():
+            _gemm_forward_channels_first(x, _canonical(kernel, dtype), bias, out_planes,
+                                         geometry.out_h, geometry.out_w, geometry.scalars,
+                                         geometry.single_threaded)
+        return out_planes.reshape(geometry.output_shape()).astype(result_dtype, copy=False)
     out = allocate((geometry.batch, geometry.out_h, geometry.out_w, geometry.filters), dtype,
                    "conv2d output")
     x = geometry.to_canonical(x, dtype)
