@@ -3,9 +3,10 @@
 Policy (see docs/threading.md):
 
 * A call whose work is below ``PARALLEL_MIN_WORK`` multiply-adds runs the
-  serial build of its kernel: thread start-up would cost more than it saves.
-  The choice depends on the problem only, never on the thread count, so
-  results are bit-identical whatever ``NUMBA_NUM_THREADS`` is.
+  serial builds of its kernels (and cuts its BLAS products small enough for
+  OpenBLAS to stay on one thread): thread hand-offs would cost more than they
+  save.  The choice depends on the problem only, never on the thread count,
+  so results are bit-identical whatever ``NUMBA_NUM_THREADS`` is.
 * Numba's ``workqueue`` layer aborts the process when two Python threads
   launch parallel regions at once, so parallel launches are serialised with a
   lock unless the layer in use is known to be thread-safe (tbb, omp).
@@ -24,8 +25,11 @@ import numba
 from ._arguments import check_positive_int
 from .kernels.jit import cache_enabled
 
-# Multiply-adds below which a call stays on the calling thread.
-PARALLEL_MIN_WORK = 1 << 18
+# Multiply-adds below which a call stays on the calling thread: about 0.1 ms of
+# one core's BLAS, the price of a few thread hand-offs.  On a busy machine a
+# hand-off to a descheduled worker can cost a whole scheduler tick (4 ms), so
+# the digits example (products of ~10**6) trains 8x faster on one thread.
+PARALLEL_MIN_WORK = 10_000_000
 
 _THREADSAFE_LAYERS = ("tbb", "omp")
 
@@ -70,8 +74,13 @@ def parallel_launch():
 
 
 def run(serial_kernel, parallel_kernel, work, *args):
-    """Run the serial or the parallel build of a kernel, by ``work``."""
-    if use_parallel(work):
+    """Run the serial or the parallel build of a kernel, by the call's ``work``."""
+    return launch(use_parallel(work), serial_kernel, parallel_kernel, *args)
+
+
+def launch(parallel, serial_kernel, parallel_kernel, *args):
+    """Run the parallel build when ``parallel`` (and this process may), else the serial one."""
+    if parallel and not _forked_after_parallel:
         with parallel_launch():
             return parallel_kernel(*args)
     return serial_kernel(*args)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import numconv.nn as nn
 from numconv.kernels import gemm as gemm_kernels
+from numconv import runtime
 from numconv.nn import conv as nn_conv
 
 from reference import conv2d_grads_reference, conv2d_reference
@@ -38,11 +39,11 @@ def geometry_of(x_shape, kernel_shape, strides=1, padding="valid", data_format="
 def set_chunk_budget(monkeypatch, regime, budget):
     """Threaded problems chunk by buffer bytes, single-threaded ones by product size."""
     if regime == "threaded":
-        monkeypatch.setattr(nn_conv, "SINGLE_THREAD_MAX_WORK", 0)
+        monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0)
         monkeypatch.setattr(nn_conv, "COLUMN_BUFFER_BYTES", budget)
         monkeypatch.setattr(nn_conv, "WINOGRAD_BUFFER_BYTES", budget)
     else:
-        monkeypatch.setattr(nn_conv, "SINGLE_THREAD_MAX_WORK", 1 << 62)
+        monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 1 << 62)
         monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", budget)
 
 

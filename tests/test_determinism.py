@@ -23,6 +23,9 @@ from numconv import runtime
 from numconv.nn import conv
 
 folder, expected_threads = sys.argv[1], int(sys.argv[2])
+# Every call takes the parallel builds and threaded BLAS, the code a thread count could
+# affect, while the problems stay small enough for a quick test.
+runtime.PARALLEL_MIN_WORK = 0
 assert numba.get_num_threads() == expected_threads, numba.get_num_threads()
 rng = np.random.default_rng(0)
 problems = {

@@ -167,12 +167,7 @@ class _Geometry:
     @property
     def single_threaded(self):
         """A problem small enough that thread hand-offs would cost more than they save."""
-        return self.multiply_adds < SINGLE_THREAD_MAX_WORK
-
-    @property
-    def threaded_work(self):
-        """The work ``runtime.run`` sees: 0 (its serial build) for single-threaded problems."""
-        return 0 if self.single_threaded else self.multiply_adds
+        return not runtime.use_parallel(self.multiply_adds)
 
     @property
     def is_pointwise(self):
@@ -204,8 +199,8 @@ class _Geometry:
             planes = _canonical(array.reshape((self.batch, channels, height * width)), dtype)
             pixels = allocate((self.batch, height * width, channels), dtype,
                               "conv2d channels_last copy")
-            runtime.run(gemm_kernels.swap_last_axes_serial, gemm_kernels.swap_last_axes,
-                        0 if self.single_threaded else planes.size, planes, pixels)
+            runtime.launch(not self.single_threaded, gemm_kernels.swap_last_axes_serial,
+                           gemm_kernels.swap_last_axes, planes, pixels)
             return pixels.reshape((self.batch, height, width, channels))
         if self.data_format == "channels_first":
             array = np.moveaxis(array, -3, -1)
@@ -218,9 +213,9 @@ class _Geometry:
         if self._moves_channels((channels, height, width)):
             planes = allocate((batch, channels, height * width), array.dtype,
                               "conv2d channels_first result")
-            runtime.run(gemm_kernels.swap_last_axes_serial, gemm_kernels.swap_last_axes,
-                        0 if self.single_threaded else array.size,
-                        array.reshape((batch, height * width, channels)), planes)
+            runtime.launch(not self.single_threaded, gemm_kernels.swap_last_axes_serial,
+                           gemm_kernels.swap_last_axes,
+                           array.reshape((batch, height * width, channels)), planes)
             planes = planes.reshape((*self.batch_shape, channels, height, width))
             return planes.astype(dtype, copy=False)
         array = array.reshape((*self.batch_shape, *array.shape[1:]))
@@ -241,12 +236,9 @@ class _Geometry:
 #   "col2im":  (input gradient) grad_output @ kernel^T per chunk, added back by col2im.
 # Every choice depends on the shapes and dtype only, never on the thread count.
 
-# Problems under this many multiply-adds (~0.1 ms of one core's BLAS, the price of
-# a few thread hand-offs) run on the calling thread alone: serial
-# Numba builds, and BLAS products cut below BLAS_SINGLE_THREAD_WORK so that
-# OpenBLAS runs them on the calling thread too.  On a busy machine every
-# hand-off to a descheduled worker thread can cost a scheduler tick (4 ms).
-SINGLE_THREAD_MAX_WORK = 10_000_000
+# Problems below runtime.PARALLEL_MIN_WORK multiply-adds run on the calling
+# thread alone: serial Numba builds, and BLAS products cut below
+# BLAS_SINGLE_THREAD_WORK so that OpenBLAS runs them on the calling thread too.
 # OpenBLAS computes a product of m * n * k < 2 * 65536 * 4 multiply-adds on one thread.
 BLAS_SINGLE_THREAD_WORK = (1 << 19) - 1
 # A forward product with fewer columns (KH * KW * C; lenet1: 9) is mostly writing
@@ -320,16 +312,9 @@ def grad_input_path(geometry):
     return "col2im"
 
 
-def _pack(single_threaded, serial_kernel, parallel_kernel, work, *args):
-    """Run a packing / transform kernel next to BLAS products."""
-    if PACK_IN_PARALLEL and not single_threaded:
-        return runtime.run(serial_kernel, parallel_kernel, work, *args)
-    return serial_kernel(*args)
-
-
-PACK_IN_PARALLEL = True
-# The stride-1 3x3 input gradient runs through Winograd too.
-FLIPPED_WINOGRAD = True
+def _pack(single_threaded, serial_kernel, parallel_kernel, *args):
+    """Run a packing / transform kernel next to BLAS products, threaded as its call is."""
+    return runtime.launch(not single_threaded, serial_kernel, parallel_kernel, *args)
 
 
 def _rows_per_chunk(out_w, columns, itemsize, total_rows, filters, single_threaded):
@@ -357,8 +342,7 @@ def _gemm_forward(x, kernel, bias, out, out_h, out_w, scalars, single_threaded):
     for row0 in range(0, total_rows, chunk):
         row1 = min(row0 + chunk, total_rows)
         pixels = (row1 - row0) * out_w
-        _pack(single_threaded, gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
-              x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
+        _pack(single_threaded, gemm_kernels.im2col_serial, gemm_kernels.im2col, x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
         target = out_rows[row0 * out_w:row1 * out_w]
         np.matmul(cols[:pixels], weights, out=target)
         if bias is not None:
@@ -383,9 +367,7 @@ def _gemm_forward_channels_first(x, kernel, bias, out_planes, out_h, out_w, scal
             oh1 = min(oh0 + chunk, out_h)
             pixels = (oh1 - oh0) * out_w
             row0 = n * out_h + oh0
-            _pack(single_threaded, gemm_kernels.im2col_serial, gemm_kernels.im2col,
-                  pixels * columns,
-                  x, cols, row0, row0 + oh1 - oh0, out_h, kernel_h, kernel_w, out_w, *scalars)
+            _pack(single_threaded, gemm_kernels.im2col_serial, gemm_kernels.im2col, x, cols, row0, row0 + oh1 - oh0, out_h, kernel_h, kernel_w, out_w, *scalars)
             target = out_planes[n, :, oh0 * out_w:oh1 * out_w]
             np.matmul(weights_t, cols[:pixels].T, out=target)
             if bias is not None:
@@ -420,14 +402,12 @@ def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
         tile1 = min(tile0 + chunk, total)
         count = tile1 - tile0
         _pack(single_threaded, winograd_kernels.transform_input_serial,
-              winograd_kernels.transform_input, 16 * count * channels,
-              x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left)
+              winograd_kernels.transform_input, x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left)
         if np.isnan(finite[:count]).any():
             return False
         np.matmul(tiles[:, :count], weights, out=products[:, :count])
         _pack(single_threaded, winograd_kernels.transform_output_serial,
-              winograd_kernels.transform_output, 16 * count * filters,
-              products, bias, out, tile0, tile1, tiles_h, tiles_w)
+              winograd_kernels.transform_output, products, bias, out, tile0, tile1, tiles_h, tiles_w)
     return True
 
 
@@ -476,8 +456,7 @@ def _gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars, single
     for row0 in range(0, total_rows, chunk):
         row1 = min(row0 + chunk, total_rows)
         pixels = (row1 - row0) * out_w
-        _pack(single_threaded, gemm_kernels.im2col_serial, gemm_kernels.im2col, pixels * columns,
-              x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
+        _pack(single_threaded, gemm_kernels.im2col_serial, gemm_kernels.im2col, x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
         product = np.matmul(cols[:pixels].T, grad_rows[row0 * out_w:row1 * out_w],
                             out=total if row0 == 0 else partial)
         if row0 != 0:
@@ -499,9 +478,7 @@ def _col2im_grad_input(grad_output, kernel, grad_input, out_h, out_w, scalars, s
         row1 = min(row0 + chunk, total_rows)
         pixels = (row1 - row0) * out_w
         np.matmul(grad_rows[row0 * out_w:row1 * out_w], weights_t, out=cols[:pixels])
-        _pack(single_threaded, gemm_kernels.col2im_add_serial, gemm_kernels.col2im_add,
-              pixels * columns,
-              cols, grad_input, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
+        _pack(single_threaded, gemm_kernels.col2im_add_serial, gemm_kernels.col2im_add, cols, grad_input, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
 
 
 def _flipped_grad_input(grad_output, kernel, grad_input, geometry):
@@ -510,9 +487,8 @@ def _flipped_grad_input(grad_output, kernel, grad_input, geometry):
     dilation_h, dilation_w = geometry.dilation_rate
     pad_top = (geometry.kernel_h - 1) * dilation_h - geometry.pad_top
     pad_left = (geometry.kernel_w - 1) * dilation_w - geometry.pad_left
-    if FLIPPED_WINOGRAD and _winograd_fits(geometry.kernel_h, geometry.kernel_w, (1, 1),
-                                           geometry.dilation_rate, geometry.filters,
-                                           geometry.channels):
+    if _winograd_fits(geometry.kernel_h, geometry.kernel_w, (1, 1), geometry.dilation_rate,
+                      geometry.filters, geometry.channels):
         if _winograd_dilated(grad_output, flipped, None, grad_input, geometry.dilation_rate,
                              pad_top, pad_left, geometry.single_threaded):
             return
@@ -653,7 +629,7 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
     else:
         if bias is None:
             bias = np.zeros(geometry.filters, dtype=dtype)
-        runtime.run(*_KERNELS["forward", geometry.depthwise], geometry.threaded_work,
+        runtime.run(*_KERNELS["forward", geometry.depthwise], geometry.multiply_adds,
                     x, kernel, bias, out, *geometry.scalars)
     return geometry.from_canonical(out, result_dtype)
 
@@ -719,7 +695,7 @@ def conv2d_grads(x, kernel, grad_output, strides=1, padding="valid", data_format
     if "bias" in wanted:
         grad_bias_c = allocate((geometry.filters,), dtype, "conv2d bias gradient")
     grad_output_c = geometry.to_canonical(grad_output, dtype)
-    work = geometry.threaded_work
+    work = geometry.multiply_adds
     scalars = geometry.scalars
     grad_input = grad_kernel = grad_bias = None
     out_h, out_w, filters = geometry.out_h, geometry.out_w, geometry.filters
@@ -758,7 +734,7 @@ def conv2d_grads(x, kernel, grad_output, strides=1, padding="valid", data_format
 
     if grad_bias_c is not None:
         runtime.run(conv_kernels.conv2d_grad_bias_serial, conv_kernels.conv2d_grad_bias,
-                    0 if geometry.single_threaded else grad_output_c.size, grad_output_c,
+                    work, grad_output_c,
                     grad_bias_c)
         grad_bias = grad_bias_c.astype(result_dtype, copy=False)
 
