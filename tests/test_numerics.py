@@ -88,11 +88,6 @@ def test_conv2d_and_grads_propagate_nan_and_inf_of_kernel_and_grad_output(case, 
     _check_conv(_sprinkle(x, rng, 2), _sprinkle(kernel, rng, 1), case, 2, rng)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "conv kernels skip the padded taps, so padding never forms 0 * Inf or 0 * NaN: a NaN/Inf "
-    "kernel tap or grad_output entry next to 'same' padding gives finite values where "
-    "zero-padding arithmetic (the reference, and TensorFlow's padded patches) gives NaN. "
-    "numconv/kernels/conv.py is being rewritten; reported to the lead"))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("special", ["kernel", "grad_output"])
 def test_conv2d_nan_and_inf_meet_zero_padding(special, dtype):

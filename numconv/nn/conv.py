@@ -87,6 +87,30 @@ def _canonical(array, dtype):
     return np.require(array, dtype=dtype, requirements=("C", "A", "W"))
 
 
+def _written_out_padding(x, geometry):
+    """``x`` (canonical) with its zero padding materialised, and kernel scalars without padding.
+
+    The direct kernels skip padded taps instead of multiplying by zero.  That
+    is the same except where an Inf or NaN of the kernel (forward) or of
+    grad_output (kernel gradient) meets the padding: arithmetic on padded
+    patches, as TensorFlow does it, gives 0 * Inf = NaN there.  Returns None
+    when the convolution has no padding.
+    """
+    stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left = geometry.scalars
+    pad_bottom = max(0, (geometry.out_h - 1) * stride_h + (geometry.kernel_h - 1) * dilation_h
+                     + 1 - geometry.height - pad_top)
+    pad_right = max(0, (geometry.out_w - 1) * stride_w + (geometry.kernel_w - 1) * dilation_w
+                    + 1 - geometry.width - pad_left)
+    if pad_top == pad_left == pad_bottom == pad_right == 0:
+        return None
+    batch, height, width, channels = x.shape
+    padded = allocate((batch, pad_top + height + pad_bottom, pad_left + width + pad_right,
+                       channels), x.dtype, "conv2d zero-padded input")
+    padded.fill(0)
+    padded[:, pad_top:pad_top + height, pad_left:pad_left + width] = x
+    return padded, (stride_h, stride_w, dilation_h, dilation_w, 0, 0)
+
+
 class _Geometry:
     """Checked shapes and options of one convolution, in the kernels' terms."""
 
@@ -629,8 +653,11 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", data_format="channe
     else:
         if bias is None:
             bias = np.zeros(geometry.filters, dtype=dtype)
+        scalars = geometry.scalars
+        if not np.isfinite(kernel).all():
+            x, scalars = _written_out_padding(x, geometry) or (x, scalars)
         runtime.run(*_KERNELS["forward", geometry.depthwise], geometry.multiply_adds,
-                    x, kernel, bias, out, *geometry.scalars)
+                    x, kernel, bias, out, *scalars)
     return geometry.from_canonical(out, result_dtype)
 
 
@@ -728,8 +755,12 @@ def conv2d_grads(x, kernel, grad_output, strides=1, padding="valid", data_format
                 np.matmul(x_c.reshape(-1, geometry.channels).T, grad_output_c.reshape(-1, filters),
                           out=grad_kernel_c.reshape(geometry.channels, filters))
             else:
+                kernel_scalars = scalars
+                if not np.isfinite(grad_output_c).all():
+                    x_c, kernel_scalars = (_written_out_padding(x_c, geometry)
+                                           or (x_c, scalars))
                 runtime.run(*_KERNELS["grad_kernel", geometry.depthwise], work,
-                            x_c, grad_output_c, grad_kernel_c, *scalars)
+                            x_c, grad_output_c, grad_kernel_c, *kernel_scalars)
             grad_kernel = grad_kernel_c.astype(result_dtype, copy=False)
 
     if grad_bias_c is not None:
