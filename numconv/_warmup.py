@@ -1,22 +1,33 @@
-"""Compile numconv's kernels ahead of the first real call."""
+"""Compile numconv's convolution kernels ahead of the first real call."""
 
 import numpy as np
 
-from . import runtime
-from .kernels import conv as conv_kernels
 from .nn import conv as nn_conv
 
-# Parallel builds of the convolution kernels: (general, depthwise).
-_PARALLEL_FORWARD = (conv_kernels.conv2d_forward, conv_kernels.depthwise_conv2d_forward)
-_PARALLEL_GRAD_INPUT = (conv_kernels.conv2d_grad_input, conv_kernels.depthwise_conv2d_grad_input)
-_PARALLEL_GRAD_KERNEL = (conv_kernels.conv2d_grad_kernel, conv_kernels.depthwise_conv2d_grad_kernel)
+# (x shape, kernel shape, options): one call per path and threading regime of
+# numconv.nn.conv (see docs/design.md, "Fast paths").  The large cases pass
+# runtime.PARALLEL_MIN_WORK, so they compile the parallel builds and threaded
+# packing kernels; the small ones compile the serial builds.
+_CASES = (
+    ((1, 5, 5, 2), (2, 2, 2, 3), {}),                                    # direct
+    ((1, 5, 5, 2), (2, 2, 1, 2), {"groups": 2}),                         # depthwise
+    ((1, 16, 16, 32), (3, 3, 32, 32), {"padding": "same"}),              # winograd, one thread
+    ((1, 32, 32, 32), (3, 3, 32, 32), {"strides": 2, "padding": "same"}),  # gemm + col2im
+    ((1, 16, 16, 32), (3, 3, 32, 32), {"padding": "same", "data_format": "channels_first"}),
+    ((1, 40, 40, 64), (3, 3, 64, 64), {"padding": "same"}),              # winograd, threaded
+    ((1, 40, 40, 64), (3, 3, 64, 64), {"strides": 2, "padding": "same"}),
+    ((1, 40, 40, 64), (3, 3, 64, 64), {"padding": "same", "data_format": "channels_first"}),
+    ((1, 40, 40, 128), (1, 1, 128, 128), {}),                            # matmul
+    ((5, 64, 64, 64), (3, 3, 1, 64), {"groups": 64, "padding": "same"}),  # depthwise, threaded
+    ((5, 32, 32, 64), (3, 3, 4, 64), {"groups": 16, "padding": "same"}),  # grouped, threaded
+)
 
 
 def warmup(dtypes=("float32", "float64")):
-    """Compile the forward and gradient kernels (serial and parallel builds) for ``dtypes``.
+    """Compile (or load from the cache) every convolution kernel for ``dtypes``.
 
-    With the on-disk cache enabled (the default), this loads the kernels
-    compiled by an earlier process instead.
+    Runs one small forward and backward pass per computation path and
+    threading regime, so later calls start without compiling.
 
     Parameters
     ----------
@@ -40,21 +51,10 @@ def warmup(dtypes=("float32", "float64")):
     # float16 is computed by the float32 kernels.
     compute_dtypes = {np.dtype("float32" if name == "float16" else name) for name in names}
     for dtype in sorted(compute_dtypes, key=str):
-        for depthwise in (False, True):
-            channels, filters, groups = (2, 2, 2) if depthwise else (2, 3, 1)
-            x = np.zeros((1, 3, 3, channels), dtype=dtype)
-            kernel = np.zeros((2, 2, channels // groups, filters), dtype=dtype)
-            # The array-level functions compile the builds that small calls use...
-            out = nn_conv.conv2d(x, kernel, np.ones(filters, dtype=dtype), groups=groups)
-            nn_conv.conv2d_grads(x, kernel, out, groups=groups)
-            # ...and the parallel builds are called directly on the same canonical
-            # arrays, unless this process may only run serial kernels (forked child).
-            if not runtime.use_parallel(runtime.PARALLEL_MIN_WORK):
-                continue
-            scalars = (1, 1, 1, 1, 0, 0)
-            bias = np.zeros(filters, dtype=dtype)
-            with runtime.parallel_launch():
-                _PARALLEL_FORWARD[depthwise](x, kernel, bias, out.copy(), *scalars)
-                _PARALLEL_GRAD_INPUT[depthwise](out, kernel, np.empty_like(x), *scalars)
-                _PARALLEL_GRAD_KERNEL[depthwise](x, out, np.empty_like(kernel), *scalars)
-                conv_kernels.conv2d_grad_bias(out, np.empty(filters, dtype=dtype))
+        for x_shape, kernel_shape, options in _CASES:
+            if options.get("data_format") == "channels_first":
+                x_shape = (x_shape[0], x_shape[3], x_shape[1], x_shape[2])
+            x = np.zeros(x_shape, dtype=dtype)
+            kernel = np.zeros(kernel_shape, dtype=dtype)
+            out = nn_conv.conv2d(x, kernel, np.zeros(kernel_shape[-1], dtype=dtype), **options)
+            nn_conv.conv2d_grads(x, kernel, out, **options)
