@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 import numconv.nn as nn
 from numconv.kernels import gemm as gemm_kernels
 from numconv import runtime
-from numconv.nn import conv as nn_conv
+from numconv.nn import _conv_paths as nn_conv
+from numconv.nn._conv_geometry import ConvGeometry
 
 from reference import conv2d_grads_reference, conv2d_reference
 
@@ -32,7 +33,7 @@ def assert_close(actual, expected, dtype):
 
 def geometry_of(x_shape, kernel_shape, strides=1, padding="valid", data_format="channels_last",
                 dilation_rate=1, groups=1):
-    return nn_conv._Geometry(np.empty(x_shape), np.empty(kernel_shape), strides, padding,
+    return ConvGeometry(np.empty(x_shape), np.empty(kernel_shape), strides, padding,
                              data_format, dilation_rate, groups)
 
 

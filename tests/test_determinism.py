@@ -20,7 +20,8 @@ import numba
 import numpy as np
 import numconv.nn as nn
 from numconv import runtime
-from numconv.nn import conv
+from numconv.nn import _conv_paths as conv
+from numconv.nn._conv_geometry import ConvGeometry
 
 folder, expected_threads = sys.argv[1], int(sys.argv[2])
 # Every call takes the parallel builds and threaded BLAS, the code a thread count could
@@ -55,7 +56,7 @@ problems = {
 }
 paths = {name: (conv.forward_path(geometry), conv.grad_input_path(geometry))
          for name, geometry in (
-             (name, conv._Geometry(x, kernel, options.get("strides", 1),
+             (name, ConvGeometry(x, kernel, options.get("strides", 1),
                                    options.get("padding", "valid"),
                                    options.get("data_format", "channels_last"),
                                    options.get("dilation_rate", 1), options.get("groups", 1)))

@@ -296,7 +296,7 @@ def test_gradient_checks_grad_output(function):
     x = np.zeros((1, 4, 4, 1))
     with pytest.raises(ValueError, match=r"\(1, 2, 2, 1\).*grad_output.shape=\(1, 3, 3, 1\)"):
         function(x, np.zeros((1, 3, 3, 1)), 2)
-    with pytest.raises(TypeError, match="grad_output of dtype <U1"):
+    with pytest.raises(TypeError, match="grad_output with dtype <U1"):
         function(x, np.full((1, 2, 2, 1), "a"), 2)
     with pytest.raises(ValueError, match="padding='causal'"):
         function(x, np.zeros((1, 2, 2, 1)), 2, padding="causal")

@@ -15,36 +15,11 @@ from .. import runtime
 from .._memory import allocate, check_request
 from .._arguments import normalize_data_format, normalize_tuple, resolve_padding
 from ..kernels import pooling as _kernels
-
-_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-_REAL_DTYPES = _FLOAT_DTYPES + tuple(
-    np.dtype(code) for code in np.typecodes["AllInteger"] + "?"
-)
-
-
-def _describe(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _real_array(value, name, accepted):
-    """``np.asarray(value)``, refusing None, ragged nests and dtypes not in ``accepted`` by name."""
-    if value is None:
-        raise TypeError(f"{name} must be an array of real numbers; received {name}=None")
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as error:  # ragged nests, objects refusing conversion
-        raise TypeError(
-            f"{name} must be an array of real numbers; received {name}={_describe(value)}"
-        ) from error
-    if array.dtype not in accepted:
-        kinds = "float16, float32 or float64" if accepted is _FLOAT_DTYPES else "real numbers"
-        raise TypeError(f"{name} must hold {kinds}; received {name} of dtype {array.dtype}")
-    return array
+from ._arrays import real_array
 
 
 def _check_input(x):
-    array = _real_array(x, "x", _FLOAT_DTYPES)
+    array = real_array(x, "x", floats_only=True)
     if array.ndim < 4:
         raise ValueError(
             "x must have rank >= 4 (batch dims, two spatial dims and a channel dim); "
@@ -132,7 +107,7 @@ def _pool(what, kernels, x, pool_size, strides, padding, data_format):
 
 
 def _check_grad_output(plan, grad_output):
-    grad = _real_array(grad_output, "grad_output", _REAL_DTYPES)
+    grad = real_array(grad_output, "grad_output")
     if grad.shape != plan.out_shape:
         raise ValueError(
             f"grad_output must have the pooling output's shape {plan.out_shape}; "
@@ -164,8 +139,13 @@ def max_pool2d(x, pool_size, strides=None, padding="valid", data_format="channel
         not fit with "valid".
     """
     return _pool(
-        "max_pool2d", (_kernels.max_pool2d_serial, _kernels.max_pool2d_parallel),
-        x, pool_size, strides, padding, data_format,
+        "max_pool2d",
+        (_kernels.max_pool2d_serial, _kernels.max_pool2d_parallel),
+        x,
+        pool_size,
+        strides,
+        padding,
+        data_format,
     )
 
 
@@ -176,8 +156,13 @@ def avg_pool2d(x, pool_size, strides=None, padding="valid", data_format="channel
     overlapping the padding averages its real pixels only.
     """
     return _pool(
-        "avg_pool2d", (_kernels.avg_pool2d_serial, _kernels.avg_pool2d_parallel),
-        x, pool_size, strides, padding, data_format,
+        "avg_pool2d",
+        (_kernels.avg_pool2d_serial, _kernels.avg_pool2d_parallel),
+        x,
+        pool_size,
+        strides,
+        padding,
+        data_format,
     )
 
 
@@ -203,16 +188,25 @@ def max_pool2d_grad(
     """
     plan = _Plan(x, pool_size, strides, padding, data_format)
     grad = _check_grad_output(plan, grad_output)
-    plan.check_memory("max_pool2d_grad", [
-        (plan.x, plan.kernel_in_shape), (grad, plan.kernel_out_shape),
-        (None, plan.kernel_in_shape),
-    ])
+    plan.check_memory(
+        "max_pool2d_grad",
+        [
+            (plan.x, plan.kernel_in_shape),
+            (grad, plan.kernel_out_shape),
+            (None, plan.kernel_in_shape),
+        ],
+    )
     x_kernel = plan.to_kernel(plan.x, plan.kernel_in_shape)
     grad = plan.to_kernel(grad, plan.kernel_out_shape)
     grad_input = allocate(plan.kernel_in_shape, plan.compute_dtype, "max_pool2d_grad")
     runtime.run(
-        _kernels.max_pool2d_grad_serial, _kernels.max_pool2d_grad_parallel, plan.work,
-        x_kernel, grad, grad_input, *plan.geometry(),
+        _kernels.max_pool2d_grad_serial,
+        _kernels.max_pool2d_grad_parallel,
+        plan.work,
+        x_kernel,
+        grad,
+        grad_input,
+        *plan.geometry(),
     )
     return grad_input.reshape(plan.x.shape).astype(plan.x.dtype, copy=False)
 
@@ -226,13 +220,21 @@ def avg_pool2d_grad(
     """
     plan = _Plan(x, pool_size, strides, padding, data_format)
     grad = _check_grad_output(plan, grad_output)
-    plan.check_memory("avg_pool2d_grad", [
-        (grad, plan.kernel_out_shape), (None, plan.kernel_in_shape),
-    ])
+    plan.check_memory(
+        "avg_pool2d_grad",
+        [
+            (grad, plan.kernel_out_shape),
+            (None, plan.kernel_in_shape),
+        ],
+    )
     grad = plan.to_kernel(grad, plan.kernel_out_shape)
     grad_input = allocate(plan.kernel_in_shape, plan.compute_dtype, "avg_pool2d_grad")
     runtime.run(
-        _kernels.avg_pool2d_grad_serial, _kernels.avg_pool2d_grad_parallel, plan.work,
-        grad, grad_input, *plan.geometry(),
+        _kernels.avg_pool2d_grad_serial,
+        _kernels.avg_pool2d_grad_parallel,
+        plan.work,
+        grad,
+        grad_input,
+        *plan.geometry(),
     )
     return grad_input.reshape(plan.x.shape).astype(plan.x.dtype, copy=False)

@@ -1,0 +1,437 @@
+"""The BLAS-backed paths of numconv.nn.conv and the rules choosing between them.
+
+See docs/design.md, "Fast paths".  Every choice depends on the shapes and
+dtype only, never on the thread count.
+"""
+
+import numpy as np
+
+from .. import runtime
+from .._memory import allocate
+from ..kernels import gemm as gemm_kernels
+from ..kernels import winograd as winograd_kernels
+from ._arrays import canonical
+
+# Which path computes what (docs/design.md, "Fast paths"):
+#   "direct":  the Numba kernels of numconv.kernels.conv (small problems, groups > 1);
+#   "matmul":  1x1 kernel, stride 1, no padding: one BLAS product on the reshaped arrays;
+#   "gemm":    im2col of a bounded chunk of output rows, then a BLAS product per chunk;
+#   "winograd": 3x3 stride 1 undilated: Winograd F(2x2, 3x3) tiles, 16 BLAS products per chunk;
+#   "flipped": (input gradient, stride 1) the forward "gemm" path run on grad_output
+#              with the spatially flipped, transposed kernel;
+#   "col2im":  (input gradient) grad_output @ kernel^T per chunk, added back by col2im.
+
+# Problems below runtime.PARALLEL_MIN_WORK multiply-adds run on the calling
+# thread alone: serial Numba builds, and BLAS products cut below
+# BLAS_SINGLE_THREAD_WORK so that OpenBLAS runs them on the calling thread too.
+# OpenBLAS computes a product of m * n * k < 2 * 65536 * 4 multiply-adds on one thread.
+BLAS_SINGLE_THREAD_WORK = (1 << 19) - 1
+# A forward product with fewer columns (KH * KW * C; lenet1: 9) is mostly writing
+# its output: the direct kernel does that without the im2col copy.
+GEMM_MIN_COLUMNS = 16
+# Winograd needs this many input channels and filters: its 16 products have them
+# as their inner and outer sizes.
+WINOGRAD_MIN_CHANNELS = 16
+# Dilations up to this run as dilation**2 undilated Winograd convolutions.
+WINOGRAD_MAX_DILATION = 4
+# Bytes of the Winograd tile buffer of one chunk (the product buffer is as large
+# times filters / channels).
+WINOGRAD_BUFFER_BYTES = 2 << 20
+# Bytes of one im2col / col2im chunk buffer (L2-sized: the BLAS product reads it right away).
+COLUMN_BUFFER_BYTES = 2 << 20
+# Below this many multiply-adds a call stays on the direct kernels: BLAS calls and
+# buffer set-up would cost more than they save.
+GEMM_MIN_WORK = 1 << 20
+
+
+def blas_warnings_off():
+    """NumPy warns about inf/nan met inside a BLAS product; the direct kernels never do."""
+    return np.errstate(all="ignore")
+
+
+def _winograd_fits(kernel_h, kernel_w, strides, dilation_rate, channels, filters):
+    """F(2x2, 3x3) applies, and its 16 products have enough rows and columns for BLAS.
+
+    A dilated kernel is split into undilated convolutions of the input's
+    polyphase components (see ``_winograd_dilated``).
+    """
+    return (
+        (kernel_h, kernel_w) == (3, 3)
+        and strides == (1, 1)
+        and max(dilation_rate) <= WINOGRAD_MAX_DILATION
+        and channels >= WINOGRAD_MIN_CHANNELS
+        and filters >= WINOGRAD_MIN_CHANNELS
+    )
+
+
+def _dense_path(geometry):
+    """The path of a job that is a plain product: direct, matmul or gemm."""
+    if geometry.groups != 1 or geometry.multiply_adds < GEMM_MIN_WORK:
+        return "direct"
+    if geometry.is_pointwise and not geometry.single_threaded:
+        return "matmul"
+    return "gemm"
+
+
+def forward_path(geometry):
+    """Name of the path that computes the forward pass of ``geometry``."""
+    path = _dense_path(geometry)
+    if path != "gemm":
+        return path
+    if _winograd_fits(
+        geometry.kernel_h,
+        geometry.kernel_w,
+        geometry.strides,
+        geometry.dilation_rate,
+        geometry.channels,
+        geometry.filters,
+    ):
+        return "winograd"
+    if geometry.kernel_h * geometry.kernel_w * geometry.channels < GEMM_MIN_COLUMNS:
+        return "direct"
+    return "gemm"
+
+
+def grad_kernel_path(geometry):
+    """Name of the path that computes the kernel gradient of ``geometry``."""
+    return _dense_path(geometry)
+
+
+def grad_input_path(geometry):
+    """Name of the path that computes the input gradient of ``geometry``."""
+    path = grad_kernel_path(geometry)
+    if path != "gemm":
+        return path
+    if geometry.strides == (1, 1) and geometry.channels >= 16:
+        return "flipped"
+    return "col2im"
+
+
+def _pack(single_threaded, serial_kernel, parallel_kernel, *args):
+    """Run a packing / transform kernel next to BLAS products, threaded as its call is."""
+    return runtime.launch(not single_threaded, serial_kernel, parallel_kernel, *args)
+
+
+def _rows_per_chunk(out_w, columns, itemsize, total_rows, filters, single_threaded):
+    """Output rows per im2col chunk: as many as fit the buffer budget, at least one.
+
+    Single-threaded problems cut their products below BLAS_SINGLE_THREAD_WORK.
+    """
+    if single_threaded:
+        rows = BLAS_SINGLE_THREAD_WORK // max(out_w * columns * filters, 1)
+    else:
+        rows = COLUMN_BUFFER_BYTES // max(out_w * columns * itemsize, 1)
+    return int(max(1, min(rows, total_rows)))
+
+
+def gemm_forward(x, kernel, bias, out, out_h, out_w, scalars, single_threaded):
+    """``out`` (N, OH, OW, F) = im2col(x) @ kernel + bias, chunk of output rows by chunk."""
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    columns = kernel_h * kernel_w * channels
+    weights = kernel.reshape(columns, filters)
+    out_rows = out.reshape(-1, filters)
+    total_rows = out.shape[0] * out_h
+    chunk = _rows_per_chunk(out_w, columns, x.itemsize, total_rows, filters, single_threaded)
+    cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
+    for row0 in range(0, total_rows, chunk):
+        row1 = min(row0 + chunk, total_rows)
+        pixels = (row1 - row0) * out_w
+        _pack(
+            single_threaded,
+            gemm_kernels.im2col_serial,
+            gemm_kernels.im2col,
+            x,
+            cols,
+            row0,
+            row1,
+            out_h,
+            kernel_h,
+            kernel_w,
+            out_w,
+            *scalars,
+        )
+        target = out_rows[row0 * out_w : row1 * out_w]
+        np.matmul(cols[:pixels], weights, out=target)
+        if bias is not None:
+            np.add(target, bias, out=target)
+
+
+def gemm_forward_channels_first(
+    x, kernel, bias, out_planes, out_h, out_w, scalars, single_threaded
+):
+    """``out_planes`` (N, F, OH * OW) = (im2col(x) @ kernel)^T + bias, chunk by chunk.
+
+    ``x`` is canonical (N, H, W, C); each product ``kernel^T @ cols^T`` writes a
+    block of pixel columns of one image's (F, OH * OW) plane directly, so the
+    channels_first result needs no transpose.  Chunks never straddle images.
+    """
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    columns = kernel_h * kernel_w * channels
+    weights_t = kernel.reshape(columns, filters).T
+    chunk = _rows_per_chunk(out_w, columns, x.itemsize, out_h, filters, single_threaded)
+    cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
+    for n in range(out_planes.shape[0]):
+        for oh0 in range(0, out_h, chunk):
+            oh1 = min(oh0 + chunk, out_h)
+            pixels = (oh1 - oh0) * out_w
+            row0 = n * out_h + oh0
+            _pack(
+                single_threaded,
+                gemm_kernels.im2col_serial,
+                gemm_kernels.im2col,
+                x,
+                cols,
+                row0,
+                row0 + oh1 - oh0,
+                out_h,
+                kernel_h,
+                kernel_w,
+                out_w,
+                *scalars,
+            )
+            target = out_planes[n, :, oh0 * out_w : oh1 * out_w]
+            np.matmul(weights_t, cols[:pixels].T, out=target)
+            if bias is not None:
+                np.add(target, bias[:, None], out=target)
+
+
+def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
+    """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3).
+
+    Returns False, leaving ``out`` partly written, when ``x`` or ``kernel`` holds
+    an Inf or NaN: the transforms would turn some finite outputs into NaN.
+    """
+    channels, filters = kernel.shape[2], kernel.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    total = out.shape[0] * tiles_h * tiles_w
+    if single_threaded:
+        chunk = BLAS_SINGLE_THREAD_WORK // (channels * filters)
+    else:
+        chunk = WINOGRAD_BUFFER_BYTES // (16 * channels * x.itemsize)
+    chunk = int(max(1, min(chunk, total)))
+    weights = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel")
+    tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
+    products = allocate((16, chunk, filters), x.dtype, "conv2d Winograd product buffer")
+    if not np.isfinite(kernel).all():
+        return False
+    finite = allocate((chunk,), x.dtype, "conv2d Winograd check")
+    winograd_kernels.transform_kernel(kernel, weights)
+    if bias is None:
+        bias = np.zeros(filters, dtype=x.dtype)
+    for tile0 in range(0, total, chunk):
+        tile1 = min(tile0 + chunk, total)
+        count = tile1 - tile0
+        _pack(
+            single_threaded,
+            winograd_kernels.transform_input_serial,
+            winograd_kernels.transform_input,
+            x,
+            tiles,
+            finite,
+            tile0,
+            tile1,
+            tiles_h,
+            tiles_w,
+            pad_top,
+            pad_left,
+        )
+        if np.isnan(finite[:count]).any():
+            return False
+        np.matmul(tiles[:, :count], weights, out=products[:, :count])
+        _pack(
+            single_threaded,
+            winograd_kernels.transform_output_serial,
+            winograd_kernels.transform_output,
+            products,
+            bias,
+            out,
+            tile0,
+            tile1,
+            tiles_h,
+            tiles_w,
+        )
+    return True
+
+
+def winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
+    """3x3 stride-1 convolution with any dilation by Winograd F(2x2, 3x3).
+
+    With dilation (dh, dw), output rows ``oh = dh * p + a`` only read input
+    rows ``dh * (p + kh + q) + r``, where ``a - pad_top = dh * q + r``
+    (``0 <= r < dh``): an undilated convolution of the input's rows ``r::dh``
+    with top padding ``-q``.  Likewise for columns.  Each of the dh * dw output
+    phases is computed from a contiguous copy of its input phase.
+    """
+    dilation_h, dilation_w = dilation_rate
+    if dilation_h == dilation_w == 1:
+        return _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded)
+    batch, out_h, out_w, filters = out.shape
+    for a in range(min(dilation_h, out_h)):
+        shift_h, phase_h = divmod(a - pad_top, dilation_h)
+        for b in range(min(dilation_w, out_w)):
+            shift_w, phase_w = divmod(b - pad_left, dilation_w)
+            x_phase = x[:, phase_h::dilation_h, phase_w::dilation_w]
+            out_view = out[:, a::dilation_h, b::dilation_w]
+            if x_phase.shape[1] == 0 or x_phase.shape[2] == 0:
+                out_view[...] = bias if bias is not None else 0.0
+                continue
+            x_phase = np.ascontiguousarray(x_phase)
+            out_phase = allocate(out_view.shape, out.dtype, "conv2d dilation phase")
+            if not _winograd_forward(
+                x_phase, kernel, bias, out_phase, -shift_h, -shift_w, single_threaded
+            ):
+                return False
+            out_view[...] = out_phase
+    return True
+
+
+def gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars, single_threaded):
+    """grad_kernel = sum over chunks, in order, of im2col(x)^T @ grad_output."""
+    kernel_h, kernel_w, channels, filters = grad_kernel.shape
+    columns = kernel_h * kernel_w * channels
+    total = grad_kernel.reshape(columns, filters)
+    grad_rows = grad_output.reshape(-1, filters)
+    total_rows = grad_output.shape[0] * out_h
+    chunk = _rows_per_chunk(out_w, columns, x.itemsize, total_rows, filters, single_threaded)
+    cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
+    partial = allocate((columns, filters), x.dtype, "conv2d kernel-gradient buffer")
+    for row0 in range(0, total_rows, chunk):
+        row1 = min(row0 + chunk, total_rows)
+        pixels = (row1 - row0) * out_w
+        _pack(
+            single_threaded,
+            gemm_kernels.im2col_serial,
+            gemm_kernels.im2col,
+            x,
+            cols,
+            row0,
+            row1,
+            out_h,
+            kernel_h,
+            kernel_w,
+            out_w,
+            *scalars,
+        )
+        product = np.matmul(
+            cols[:pixels].T,
+            grad_rows[row0 * out_w : row1 * out_w],
+            out=total if row0 == 0 else partial,
+        )
+        if row0 != 0:
+            np.add(total, product, out=total)
+
+
+def col2im_grad_input(grad_output, kernel, grad_input, out_h, out_w, scalars, single_threaded):
+    """grad_input = col2im(grad_output @ kernel^T), chunk of output rows by chunk, in order."""
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    columns = kernel_h * kernel_w * channels
+    weights_t = kernel.reshape(columns, filters).T
+    grad_rows = grad_output.reshape(-1, filters)
+    total_rows = grad_output.shape[0] * out_h
+    chunk = _rows_per_chunk(out_w, columns, kernel.itemsize, total_rows, filters, single_threaded)
+    cols = allocate((chunk * out_w, columns), kernel.dtype, "conv2d col2im buffer")
+    grad_input.fill(0.0)
+    for row0 in range(0, total_rows, chunk):
+        row1 = min(row0 + chunk, total_rows)
+        pixels = (row1 - row0) * out_w
+        np.matmul(grad_rows[row0 * out_w : row1 * out_w], weights_t, out=cols[:pixels])
+        _pack(
+            single_threaded,
+            gemm_kernels.col2im_add_serial,
+            gemm_kernels.col2im_add,
+            cols,
+            grad_input,
+            row0,
+            row1,
+            out_h,
+            kernel_h,
+            kernel_w,
+            out_w,
+            *scalars,
+        )
+
+
+def flipped_grad_input(grad_output, kernel, grad_input, geometry):
+    """Stride 1: grad_input is the convolution of grad_output with the flipped kernel^T."""
+    flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+    dilation_h, dilation_w = geometry.dilation_rate
+    pad_top = (geometry.kernel_h - 1) * dilation_h - geometry.pad_top
+    pad_left = (geometry.kernel_w - 1) * dilation_w - geometry.pad_left
+    if _winograd_fits(
+        geometry.kernel_h,
+        geometry.kernel_w,
+        (1, 1),
+        geometry.dilation_rate,
+        geometry.filters,
+        geometry.channels,
+    ):
+        if winograd_dilated(
+            grad_output,
+            flipped,
+            None,
+            grad_input,
+            geometry.dilation_rate,
+            pad_top,
+            pad_left,
+            geometry.single_threaded,
+        ):
+            return
+    gemm_forward(
+        grad_output,
+        flipped,
+        None,
+        grad_input,
+        geometry.height,
+        geometry.width,
+        (1, 1, dilation_h, dilation_w, pad_top, pad_left),
+        geometry.single_threaded,
+    )
+
+
+def _planes(array, geometry, dtype):
+    """channels_first (batch..., C, H, W) -> C-contiguous (N, C, H * W) in ``dtype``."""
+    channels, height, width = array.shape[-3:]
+    return canonical(array.reshape((geometry.batch, channels, height * width)), dtype)
+
+
+def pointwise_channels_first(geometry, x, kernel, bias, dtype, result_dtype):
+    """1x1 stride-1 convolution of channels_first data: ``kernel^T @ x[n]`` for each image."""
+    channels, filters = geometry.channels, geometry.filters
+    out = allocate(
+        (geometry.batch, filters, geometry.height * geometry.width), dtype, "conv2d output"
+    )
+    x = _planes(x, geometry, dtype)
+    weights_t = canonical(kernel, dtype).reshape(channels, filters).T
+    with blas_warnings_off():
+        np.matmul(weights_t, x, out=out)
+        if bias is not None:
+            np.add(out, bias[:, None], out=out)
+    return out.reshape(geometry.output_shape()).astype(result_dtype, copy=False)
+
+
+def pointwise_channels_first_grads(geometry, x, kernel, grad_output, wanted, dtype, result_dtype):
+    """conv2d_grads of a 1x1 stride-1 channels_first convolution, without transposes."""
+    channels, filters = geometry.channels, geometry.filters
+    pixels = geometry.height * geometry.width
+    grad_input = grad_kernel = grad_bias = None
+    if "input" in wanted:
+        grad_input = allocate((geometry.batch, channels, pixels), dtype, "conv2d input gradient")
+    if "kernel" in wanted:
+        per_image = allocate(
+            (geometry.batch, channels, filters), dtype, "conv2d kernel-gradient buffer"
+        )
+    grad_planes = _planes(grad_output, geometry, dtype)
+    with blas_warnings_off():
+        if grad_input is not None:
+            weights = canonical(kernel, dtype).reshape(channels, filters)
+            np.matmul(weights, grad_planes, out=grad_input)
+            grad_input = grad_input.reshape(x.shape).astype(result_dtype, copy=False)
+        if "kernel" in wanted:
+            # One product per image, added in image order (NumPy's reduction over axis 0).
+            np.matmul(_planes(x, geometry, dtype), grad_planes.transpose(0, 2, 1), out=per_image)
+            grad_kernel = per_image.sum(axis=0).reshape(kernel.shape)
+            grad_kernel = grad_kernel.astype(result_dtype, copy=False)
+    if "bias" in wanted:
+        grad_bias = grad_planes.sum(axis=(0, 2)).astype(result_dtype, copy=False)
+    return grad_input, grad_kernel, grad_bias
