@@ -142,8 +142,12 @@ class NumconvRunner:
         def forward_backward():
             output = nn.conv2d(x, kernel, bias, data_format=data_format, **options)
             grads = nn.conv2d_grads(
-                x, kernel, grad_output, data_format=data_format,
-                wrt=("input", "kernel", "bias"), **options,
+                x,
+                kernel,
+                grad_output,
+                data_format=data_format,
+                wrt=("input", "kernel", "bias"),
+                **options,
             )
             return (output, *grads)
 
@@ -192,8 +196,13 @@ class TorchRunner:
             if not symmetric:
                 inputs = functional.pad(inputs, (left, right, top, bottom))
             return functional.conv2d(
-                inputs, weight, offset, stride=case.strides, padding=padding,
-                dilation=case.dilation, groups=case.groups,
+                inputs,
+                weight,
+                offset,
+                stride=case.strides,
+                padding=padding,
+                dilation=case.dilation,
+                groups=case.groups,
             )
 
         def forward():
@@ -308,7 +317,9 @@ def compare_outputs(reference, other, dtype):
         if expected.shape != actual.shape:
             return math.inf, False
         scale = max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
-        worst = max(worst, float(np.max(np.abs(expected - actual))) / scale if expected.size else 0.0)
+        worst = max(
+            worst, float(np.max(np.abs(expected - actual))) / scale if expected.size else 0.0
+        )
     return worst, worst <= TOLERANCE[dtype]
 
 
@@ -322,7 +333,9 @@ def run_worker(peer, args):
     for dtype in args.dtype:
         for name in args.shapes:
             case = SHAPES[name]
-            times, outputs = measure_case(runner, case, dtype, make_arrays(case, dtype), args.repeat)
+            times, outputs = measure_case(
+                runner, case, dtype, make_arrays(case, dtype), args.repeat
+            )
             for pass_name, (seconds, note) in times.items():
                 records.append([dtype, pass_name, name, seconds, note])
             saved = {}
@@ -339,15 +352,27 @@ def run_peer_elsewhere(peer, python, args, results):
     """Time ``peer`` in interpreter ``python`` and verify it against numconv here."""
     with tempfile.TemporaryDirectory(prefix=f"numconv-{peer}-") as folder:
         command = [
-            python, os.path.abspath(__file__), "--worker", peer, "--worker-dir", folder,
-            "--repeat", str(args.repeat), "--dtype", *args.dtype, "--shapes", *args.shapes,
+            python,
+            os.path.abspath(__file__),
+            "--worker",
+            peer,
+            "--worker-dir",
+            folder,
+            "--repeat",
+            str(args.repeat),
+            "--dtype",
+            *args.dtype,
+            "--shapes",
+            *args.shapes,
         ]
         print(f"running {peer} in {python}", file=sys.stderr, flush=True)
         completed = subprocess.run(command, check=False)
         times_path = os.path.join(folder, "times.json")
         if completed.returncode != 0 or not os.path.exists(times_path):
-            print(f"warning: {peer} in {python} failed (exit {completed.returncode}); skipped",
-                  file=sys.stderr)
+            print(
+                f"warning: {peer} in {python} failed (exit {completed.returncode}); skipped",
+                file=sys.stderr,
+            )
             return
         with open(times_path, encoding="utf-8") as handle:
             payload = json.load(handle)
@@ -384,10 +409,10 @@ def _numconv_outputs(numconv, case, dtype, pass_name):
 
 class Results:
     def __init__(self):
-        self.times = {}         # (runner, dtype, pass, shape) -> (seconds or None, note or None)
+        self.times = {}  # (runner, dtype, pass, shape) -> (seconds or None, note or None)
         self.verification = {}  # (peer, dtype, pass, shape) -> (relative difference, ok)
         self.versions = {}
-        self.matmul = {}        # dtype -> GFLOP/s
+        self.matmul = {}  # dtype -> GFLOP/s
         self.numconv_runner = None
 
     def seconds(self, runner, dtype, pass_name, shape):
@@ -427,18 +452,22 @@ def _format_table(header, rows, markdown):
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
-             for line in (header, *rows)]
+    lines = [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
+        for line in (header, *rows)
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def report(results, args, peers):
     out = []
-    out.append(f"numconv {results.versions.get('numconv', '?')} vs "
-               + (", ".join(f"{p} {results.versions[p]}" for p in peers) or "no peer installed")
-               + f"; {THREADS} threads; best of {args.repeat}; {platform.machine()} "
-               f"{platform.processor() or ''}".rstrip())
+    out.append(
+        f"numconv {results.versions.get('numconv', '?')} vs "
+        + (", ".join(f"{p} {results.versions[p]}" for p in peers) or "no peer installed")
+        + f"; {THREADS} threads; best of {args.repeat}; {platform.machine()} "
+        f"{platform.processor() or ''}".rstrip()
+    )
     notes = {}
     summary_rows = []
     for dtype in args.dtype:
@@ -455,16 +484,22 @@ def report(results, args, peers):
                 if note:
                     notes.setdefault(f"numconv: {note}", set()).add(f"{name} {dtype}")
                 gflops = case.flops(pass_name) / seconds / 1e9 if seconds else None
-                row = [name, _cell_time(seconds, note),
-                       f"{gflops:.1f}" if gflops else "-",
-                       f"{gflops / peak:.0%}" if gflops and peak else "-"]
+                row = [
+                    name,
+                    _cell_time(seconds, note),
+                    f"{gflops:.1f}" if gflops else "-",
+                    f"{gflops / peak:.0%}" if gflops and peak else "-",
+                ]
                 for peer in peers:
-                    peer_seconds, peer_note = results.times.get((peer, dtype, pass_name, name), (None, None))
+                    peer_seconds, peer_note = results.times.get(
+                        (peer, dtype, pass_name, name), (None, None)
+                    )
                     verified = results.verification.get((peer, dtype, pass_name, name))
                     row.append(_cell_time(peer_seconds, peer_note, verified))
                     if peer_note:
                         notes.setdefault(f"{peer}: {peer_note}", set()).add(
-                            f"{name} {dtype} {PASS_LABELS[pass_name]}")
+                            f"{name} {dtype} {PASS_LABELS[pass_name]}"
+                        )
                     trusted = results.trusted_seconds(peer, dtype, pass_name, name)
                     if trusted and seconds:
                         per_peer[peer].append(trusted / seconds)
@@ -476,18 +511,26 @@ def report(results, args, peers):
                 row.append(f"{cf / seconds:.2f}" if cf and seconds else "-")
                 rows.append(row)
             mean = geometric_mean(ratios)
-            rows.append(["geomean", "", "", "", *[""] * len(peers), f"{mean:.2f}" if mean else "-", ""])
+            rows.append(
+                ["geomean", "", "", "", *[""] * len(peers), f"{mean:.2f}" if mean else "-", ""]
+            )
             peak_text = f"matmul {peak:.1f} GFLOP/s" if peak else "matmul not measured"
             out.append(f"\n### {title} ({peak_text})\n")
             out.append(_format_table(header, rows, args.markdown))
-            summary_rows.append([title, f"{mean:.2f}" if mean else "-"] + [
-                f"{g:.2f}" if (g := geometric_mean(per_peer[p])) else "-" for p in peers])
+            summary_rows.append(
+                [title, f"{mean:.2f}" if mean else "-"]
+                + [f"{g:.2f}" if (g := geometric_mean(per_peer[p])) else "-" for p in peers]
+            )
     out.append("\n### geometric means of peer time / numconv time (above 1: numconv faster)\n")
     out.append(_format_table(["case", "best peer", *peers], summary_rows, args.markdown))
     if results.verification:
-        out.append("\n### verification: max |peer - numconv| / max(1, max |numconv|), "
-                   "forward output and fwd+bwd output + 3 gradients\n")
-        header = ["shape", "dtype"] + [f"{p} {PASS_LABELS[s]}" for p in peers for s in REPORTED_PASSES]
+        out.append(
+            "\n### verification: max |peer - numconv| / max(1, max |numconv|), "
+            "forward output and fwd+bwd output + 3 gradients\n"
+        )
+        header = ["shape", "dtype"] + [
+            f"{p} {PASS_LABELS[s]}" for p in peers for s in REPORTED_PASSES
+        ]
         rows = []
         for dtype in args.dtype:
             for name in args.shapes:
@@ -495,17 +538,22 @@ def report(results, args, peers):
                 for peer in peers:
                     for pass_name in REPORTED_PASSES:
                         checked = results.verification.get((peer, dtype, pass_name, name))
-                        row.append("-" if checked is None else
-                                   f"{checked[0]:.1e}" + ("" if checked[1] else " MISMATCH"))
+                        row.append(
+                            "-"
+                            if checked is None
+                            else f"{checked[0]:.1e}" + ("" if checked[1] else " MISMATCH")
+                        )
                 rows.append(row)
         out.append(_format_table(header, rows, args.markdown))
     if notes:
         out.append("\n### cases a library did not compute (n/a)\n")
         for note, where in sorted(notes.items()):
             out.append(f"- {note} [{', '.join(sorted(where))}]")
-    out.append("\nratio = best verified peer time / numconv time (above 1: numconv faster); "
-               "'of matmul' = numconv GFLOP/s / NumPy 2048x2048 matmul GFLOP/s of the same dtype; "
-               "cf / cl = numconv channels_first time / channels_last time.")
+    out.append(
+        "\nratio = best verified peer time / numconv time (above 1: numconv faster); "
+        "'of matmul' = numconv GFLOP/s / NumPy 2048x2048 matmul GFLOP/s of the same dtype; "
+        "cf / cl = numconv channels_first time / channels_last time."
+    )
     return "\n".join(out)
 
 
@@ -533,7 +581,9 @@ def save_chart(results, args, peers, path):
     axes.set_yscale("log")
     axes.set_xticks(range(len(args.shapes)), args.shapes, rotation=30, ha="right")
     axes.set_ylabel("best peer time / numconv time")
-    axes.set_title(f"numconv vs {' / '.join(peers) or 'no peer'} on {THREADS} threads (above 1: numconv faster)")
+    axes.set_title(
+        f"numconv vs {' / '.join(peers) or 'no peer'} on {THREADS} threads (above 1: numconv faster)"
+    )
     axes.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -587,7 +637,9 @@ def load_json_runs(paths):
             key = (record["peer"], record["dtype"], record["pass"], record["shape"])
             difference, ok = results.verification.get(key, (0.0, True))
             results.verification[key] = (
-                max(difference, record["relative_difference"]), ok and record["ok"])
+                max(difference, record["relative_difference"]),
+                ok and record["ok"],
+            )
     return results, runs
 
 
@@ -598,15 +650,22 @@ def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dtype", nargs="+", default=list(DTYPES), choices=DTYPES)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPE_NAMES), choices=SHAPE_NAMES)
-    parser.add_argument("--repeat", type=int, default=5, help="samples per measurement (best is kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="samples per measurement (best is kept)"
+    )
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS)
     parser.add_argument("--png", help="write a bar chart of the ratios to this file")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument("--json", help="write every raw time to this file")
-    parser.add_argument("--no-channels-first", action="store_true",
-                        help="skip numconv's channels_first timings")
-    parser.add_argument("--from-json", nargs="+", metavar="FILE",
-                        help="measure nothing: report the best times of earlier --json runs")
+    parser.add_argument(
+        "--no-channels-first", action="store_true", help="skip numconv's channels_first timings"
+    )
+    parser.add_argument(
+        "--from-json",
+        nargs="+",
+        metavar="FILE",
+        help="measure nothing: report the best times of earlier --json runs",
+    )
     parser.add_argument("--tf-python", help="run TensorFlow in this interpreter instead")
     parser.add_argument("--torch-python", help="run PyTorch in this interpreter instead")
     parser.add_argument("--worker", choices=PEERS, help=argparse.SUPPRESS)
@@ -668,13 +727,16 @@ def main(argv=None):
                     if runner is numconv:
                         reference[pass_name] = output
                     elif output is not None and reference.get(pass_name) is not None:
-                        results.verification[(runner.name, dtype, pass_name, name)] = compare_outputs(
-                            reference[pass_name], output, dtype)
+                        results.verification[(runner.name, dtype, pass_name, name)] = (
+                            compare_outputs(reference[pass_name], output, dtype)
+                        )
                     # A runner measured before numconv produced its reference is
                     # left unverified, so its times are never trusted.
             progress = "  ".join(
                 f"{runner.name} {_cell_time(*results.times[(runner.name, dtype, p, name)])}"
-                for runner in runners for p in REPORTED_PASSES)
+                for runner in runners
+                for p in REPORTED_PASSES
+            )
             print(f"{dtype} {name}: {progress} (ms; fwd, fwd+bwd)", file=sys.stderr, flush=True)
 
     for peer, python in elsewhere.items():

@@ -73,7 +73,9 @@ def run_seconds(code, env=None):
 
 def importable(module):
     try:
-        run_seconds(f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)")
+        run_seconds(
+            f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
+        )
         return True
     except RuntimeError:
         return False
@@ -105,15 +107,23 @@ def cold_compile_times():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="fresh processes per library (best is kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="fresh processes per library (best is kept)"
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be a positive integer; received --repeat={args.repeat}")
 
-    print(f"(a) fresh process, warm caches, best of {args.repeat}: import + one small "
-          "float32 conv forward + backward")
+    print(
+        f"(a) fresh process, warm caches, best of {args.repeat}: import + one small "
+        "float32 conv forward + backward"
+    )
     for name, (seconds, note) in warm_start_times(args.repeat).items():
-        print(f"    {name:<11} {seconds:7.2f} s" if seconds is not None else f"    {name:<11}     n/a  ({note})")
+        print(
+            f"    {name:<11} {seconds:7.2f} s"
+            if seconds is not None
+            else f"    {name:<11}     n/a  ({note})"
+        )
     print("(b) digits model, one training step in a fresh process with an empty NUMBA_CACHE_DIR")
     try:
         cold, warm = cold_compile_times()

@@ -29,14 +29,23 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
-    parser.add_argument("--noise", type=float, default=0.3, help="noise standard deviation (default 0.3)")
-    parser.add_argument("--output-dir", default=os.path.join(HERE, "output"),
-                        help="where the PNG goes (default examples/output)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds weights, batches and noise (default 0)")
+    parser.add_argument(
+        "--noise", type=float, default=0.3, help="noise standard deviation (default 0.3)"
+    )
+    parser.add_argument(
+        "--output-dir",
+        default=os.path.join(HERE, "output"),
+        help="where the PNG goes (default examples/output)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds weights, batches and noise (default 0)"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1:
-        parser.error("--steps and --batch-size must be positive; "
-                     f"received --steps {args.steps} and --batch-size {args.batch_size}")
+        parser.error(
+            "--steps and --batch-size must be positive; "
+            f"received --steps {args.steps} and --batch-size {args.batch_size}"
+        )
     if not args.noise >= 0:
         parser.error(f"--noise must be non-negative; received --noise {args.noise}")
     return args
@@ -79,7 +88,9 @@ class DenoisingAutoencoder:
 
         self.encoder = [
             layers.Conv2D(16, 3, padding="same", activation="relu", kernel_initializer=init(1)),
-            layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(2)),
+            layers.Conv2D(
+                16, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(2)
+            ),
         ]
         self.decoder = [
             layers.Conv2D(16, 3, padding="same", activation="relu", kernel_initializer=init(3)),
@@ -101,9 +112,12 @@ class DenoisingAutoencoder:
 
 
 def denoise(model, images, batch_size=256):
-    return np.concatenate([
-        model(images[start:start + batch_size]).numpy() for start in range(0, len(images), batch_size)
-    ])
+    return np.concatenate(
+        [
+            model(images[start : start + batch_size]).numpy()
+            for start in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def train(model, images, args, rng):
@@ -132,7 +146,9 @@ def save_examples(noisy, denoised, clean, path):
 
     columns = len(clean)
     figure, axes = plt.subplots(3, columns, figsize=(columns * 0.9, 3.0))
-    for row, (title, images) in enumerate((("noisy", noisy), ("denoised", denoised), ("clean", clean))):
+    for row, (title, images) in enumerate(
+        (("noisy", noisy), ("denoised", denoised), ("clean", clean))
+    ):
         for column in range(columns):
             axis = axes[row, column]
             axis.imshow(images[column, :, :, 0], cmap="gray_r", vmin=0.0, vmax=1.0)

@@ -29,11 +29,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
-    parser.add_argument("--output-dir", default=os.path.join(HERE, "output"),
-                        help="where the PNGs go (default examples/output)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds weights and shuffling (default 0)")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="0 silent, 1 progress bars (default), 2 one line per epoch")
+    parser.add_argument(
+        "--output-dir",
+        default=os.path.join(HERE, "output"),
+        help="where the PNGs go (default examples/output)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds weights and shuffling (default 0)"
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="0 silent, 1 progress bars (default), 2 one line per epoch",
+    )
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be a positive integer; received --epochs {args.epochs}")
@@ -47,7 +57,9 @@ def load_digits_split():
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
-    return train_test_split(images, digits.target, test_size=0.2, stratify=digits.target, random_state=0)
+    return train_test_split(
+        images, digits.target, test_size=0.2, stratify=digits.target, random_state=0
+    )
 
 
 def build_model(seed):
@@ -57,15 +69,29 @@ def build_model(seed):
     def seeded(initializer, offset):
         return initializer(seed=seed * 100 + offset)
 
-    return numconv.Sequential([
-        layers.Conv2D(16, 3, padding="same", activation="relu", input_shape=(8, 8, 1),
-                      kernel_initializer=seeded(initializers.HeNormal, 1)),
-        layers.Conv2D(32, 3, padding="same", activation="relu",
-                      kernel_initializer=seeded(initializers.HeNormal, 2)),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(10, kernel_initializer=seeded(initializers.GlorotUniform, 3)),
-    ], name="digits_cnn")
+    return numconv.Sequential(
+        [
+            layers.Conv2D(
+                16,
+                3,
+                padding="same",
+                activation="relu",
+                input_shape=(8, 8, 1),
+                kernel_initializer=seeded(initializers.HeNormal, 1),
+            ),
+            layers.Conv2D(
+                32,
+                3,
+                padding="same",
+                activation="relu",
+                kernel_initializer=seeded(initializers.HeNormal, 2),
+            ),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(10, kernel_initializer=seeded(initializers.GlorotUniform, 3)),
+        ],
+        name="digits_cnn",
+    )
 
 
 class EpochTimer:
@@ -87,7 +113,10 @@ def save_curves(history, path):
 
     epochs = np.arange(1, len(history["loss"]) + 1)
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, key, title in ((loss_axis, "loss", "cross-entropy"), (accuracy_axis, "accuracy", "accuracy")):
+    for axis, key, title in (
+        (loss_axis, "loss", "cross-entropy"),
+        (accuracy_axis, "accuracy", "accuracy"),
+    ):
         axis.plot(epochs, history[key], marker="o", label="training")
         axis.plot(epochs, history[f"val_{key}"], marker="o", label="validation (test split)")
         axis.set_xlabel("epoch")
@@ -129,19 +158,32 @@ def main(argv=None):
     x_train, x_test, y_train, y_test = load_digits_split()
     print(f"train {x_train.shape}, test {x_test.shape}")
     model = build_model(args.seed)
-    model.compile(optimizer=optimizers.Adam(learning_rate=1e-3),
-                  loss=losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=optimizers.Adam(learning_rate=1e-3),
+        loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     if args.verbose:
         model.summary()
 
     timer = EpochTimer()
-    history = model.fit(x_train, y_train, batch_size=32, epochs=args.epochs, validation_data=(x_test, y_test),
-                        seed=args.seed, verbose=args.verbose, callbacks=[timer]).history
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=32,
+        epochs=args.epochs,
+        validation_data=(x_test, y_test),
+        seed=args.seed,
+        verbose=args.verbose,
+        callbacks=[timer],
+    ).history
     seconds = timer.seconds
     print(f"first epoch (includes any kernel compilation): {seconds[0]:.2f} s")
     if len(seconds) > 1:
-        print(f"per-epoch time after the first epoch (mean of {len(seconds) - 1}): "
-              f"{np.mean(seconds[1:]):.3f} s")
+        print(
+            f"per-epoch time after the first epoch (mean of {len(seconds) - 1}): "
+            f"{np.mean(seconds[1:]):.3f} s"
+        )
 
     os.makedirs(args.output_dir, exist_ok=True)
     curves_path = os.path.join(args.output_dir, "digits_training_curves.png")

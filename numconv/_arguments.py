@@ -52,14 +52,14 @@ def normalize_tuple(value, n, name, allow_zero=False):
 
 
 def normalize_data_format(value):
-    """"channels_last" / "channels_first" (case-insensitive)."""
+    """ "channels_last" / "channels_first" (case-insensitive)."""
     if isinstance(value, str) and value.lower() in DATA_FORMATS:
         return value.lower()
     raise ValueError(f"data_format must be one of {DATA_FORMATS}; received data_format={value!r}")
 
 
 def normalize_padding(padding):
-    """"valid", "same" (case-insensitive), or explicit ((top, bottom), (left, right)).
+    """ "valid", "same" (case-insensitive), or explicit ((top, bottom), (left, right)).
 
     An int ``p`` pads every side by ``p``; a pair ``(ph, pw)`` pads top and
     bottom by ``ph`` and left and right by ``pw``.
@@ -68,9 +68,11 @@ def normalize_padding(padding):
         mode = padding.lower()
         if mode in ("valid", "same"):
             return mode
-        raise ValueError(f'padding must be "valid", "same" or explicit sizes; received padding={padding!r}')
+        raise ValueError(
+            f'padding must be "valid", "same" or explicit sizes; received padding={padding!r}'
+        )
     message = (
-        "padding must be \"valid\", \"same\", an int, a pair (pad_height, pad_width) or "
+        'padding must be "valid", "same", an int, a pair (pad_height, pad_width) or '
         f"((top, bottom), (left, right)); received padding={padding!r}"
     )
     if isinstance(padding, numbers.Integral) and not isinstance(padding, bool):
@@ -123,7 +125,10 @@ def resolve_padding(padding, spatial_shape, kernel_size, strides, dilation_rate)
     outs = []
     for axis in range(2):
         size, kernel, stride, dilation = (
-            spatial_shape[axis], kernel_size[axis], strides[axis], dilation_rate[axis]
+            spatial_shape[axis],
+            kernel_size[axis],
+            strides[axis],
+            dilation_rate[axis],
         )
         if padding == "valid":
             pair = (0, 0)

@@ -28,6 +28,7 @@ _registry = Registry("loss")
 
 # -- input normalisation ---------------------------------------------------------------
 
+
 def _float_dtype(y_pred):
     """The dtype the loss is returned in: y_pred's float dtype, else floatx."""
     dtype = as_array(y_pred).dtype
@@ -99,6 +100,7 @@ def _renormalised_probability_grad(grad_q, probs, total):
 
 # -- per-sample losses (functional forms) ------------------------------------------
 
+
 def mean_squared_error(y_true, y_pred):
     """``mean((y_pred - y_true) ** 2, axis=-1)``: one value per sample, shape ``y_pred.shape[:-1]``.
 
@@ -156,6 +158,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False):
 
         def local_grads():
             return _sigmoid(pred) - true, -pred
+
     else:
         clipped = _clip(pred)
         log_q, log_not_q = np.log(clipped), np.log(1.0 - clipped)
@@ -192,6 +195,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False):
         def grad_wrt_pred(grad):
             weight = grad[..., None] * true
             return np.exp(log_prob) * np.sum(weight, axis=-1, keepdims=True) - weight
+
     else:
         total = np.sum(pred, axis=-1, keepdims=True)
         ratio = pred / total
@@ -232,7 +236,9 @@ def _sparse_labels(y_true, y_pred):
         not_integer = ~np.isfinite(labels) | (labels != np.round(labels))
         if np.any(not_integer):
             bad = labels[not_integer].flat[0].item()
-            raise ValueError(f"labels must be integer class indices; received labels containing {bad!r}")
+            raise ValueError(
+                f"labels must be integer class indices; received labels containing {bad!r}"
+            )
     bad_mask = (labels < 0) | (labels >= num_classes)
     if np.any(bad_mask):
         bad = labels[bad_mask].flat[0].item()
@@ -263,9 +269,11 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
 
         def grad_wrt_pred(grad):
             grad_logits = np.exp(log_prob)
-            np.put_along_axis(grad_logits, picked,
-                              np.take_along_axis(grad_logits, picked, axis=-1) - 1.0, axis=-1)
+            np.put_along_axis(
+                grad_logits, picked, np.take_along_axis(grad_logits, picked, axis=-1) - 1.0, axis=-1
+            )
             return grad[..., None] * grad_logits
+
     else:
         total = np.sum(pred, axis=-1, keepdims=True)
         ratio = pred / total
@@ -289,6 +297,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
 
 
 # -- reduction ------------------------------------------------------------------------
+
 
 def _check_reduction(reduction):
     if reduction is None:
@@ -340,6 +349,7 @@ def reduce_losses(values, sample_weight=None, reduction="sum_over_batch_size"):
 
 
 # -- loss classes ---------------------------------------------------------------------
+
 
 class Loss(Configurable):
     """Base class: ``loss(y_true, y_pred, sample_weight=None)`` -> reduced Tensor.
@@ -441,7 +451,11 @@ def get(identifier):
     """
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
-    if identifier is not None and not isinstance(identifier, (str, dict)) and not callable(identifier):
+    if (
+        identifier is not None
+        and not isinstance(identifier, (str, dict))
+        and not callable(identifier)
+    ):
         raise TypeError(
             f"loss must be a name, a config dict, a Loss instance or a callable; received loss={identifier!r}"
         )
@@ -459,8 +473,19 @@ def deserialize(config):
 
 
 __all__ = [
-    "Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy",
-    "SparseCategoricalCrossentropy", "mean_squared_error", "mean_absolute_error", "binary_crossentropy",
-    "categorical_crossentropy", "sparse_categorical_crossentropy", "reduce_losses", "get", "serialize",
+    "Loss",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "reduce_losses",
+    "get",
+    "serialize",
     "deserialize",
 ]

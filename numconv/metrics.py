@@ -80,8 +80,11 @@ class Metric:
                     loss_metric = _losses.get(identifier)
                 except ValueError:
                     valid = ", ".join(
-                        ["accuracy", "acc", *sorted(_NAMED_METRICS), *_losses._registry.names()])
-                    raise ValueError(f"unknown metric {identifier!r}; valid names are: {valid}") from None
+                        ["accuracy", "acc", *sorted(_NAMED_METRICS), *_losses._registry.names()]
+                    )
+                    raise ValueError(
+                        f"unknown metric {identifier!r}; valid names are: {valid}"
+                    ) from None
                 self.function = lambda t, p: loss_metric.call(t, p).numpy()
         elif callable(identifier):
             self.name = getattr(identifier, "__name__", type(identifier).__name__)
@@ -122,6 +125,10 @@ class Mean:
 
 
 __all__ = [
-    "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy", "accuracy_for",
-    "Metric", "Mean",
+    "sparse_categorical_accuracy",
+    "categorical_accuracy",
+    "binary_accuracy",
+    "accuracy_for",
+    "Metric",
+    "Mean",
 ]

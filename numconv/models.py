@@ -21,7 +21,11 @@ from . import _weights_io
 from ._naming import unique_name
 from .callbacks import CallbackList, History
 from .metrics import (  # noqa: F401  (accuracy functions re-exported for compatibility)
-    Mean, Metric, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
+    Mean,
+    Metric,
+    binary_accuracy,
+    categorical_accuracy,
+    sparse_categorical_accuracy,
 )
 
 
@@ -71,8 +75,12 @@ def _check_same_length(arrays_by_name):
 def _format_shape(shape):
     if shape is None:
         return "?"
-    return "(" + ", ".join("None" if size is None else str(size) for size in shape) + \
-        ("," if len(shape) == 1 else "") + ")"
+    return (
+        "("
+        + ", ".join("None" if size is None else str(size) for size in shape)
+        + ("," if len(shape) == 1 else "")
+        + ")"
+    )
 
 
 class Sequential:
@@ -163,15 +171,21 @@ class Sequential:
     def get_layer(self, name=None, index=None):
         """A layer by name or by index."""
         if index is not None:
-            if isinstance(index, bool) or not isinstance(index, numbers.Integral) or \
-                    not -len(self._layers) <= index < len(self._layers):
+            if (
+                isinstance(index, bool)
+                or not isinstance(index, numbers.Integral)
+                or not -len(self._layers) <= index < len(self._layers)
+            ):
                 raise ValueError(
-                    f"index must be an integer in [0, {len(self._layers)}); received index={index!r}")
+                    f"index must be an integer in [0, {len(self._layers)}); received index={index!r}"
+                )
             return self._layers[index]
         for layer in self._layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"no layer named {name!r}; the layers are {[layer.name for layer in self._layers]}")
+        raise ValueError(
+            f"no layer named {name!r}; the layers are {[layer.name for layer in self._layers]}"
+        )
 
     def build(self, input_shape):
         """Build every layer for inputs of ``input_shape`` (with the batch axis, e.g. ``(None, 8, 8, 1)``)."""
@@ -216,7 +230,9 @@ class Sequential:
 
     @property
     def non_trainable_weights(self):
-        return _unique([variable for layer in self._layers for variable in layer.non_trainable_weights])
+        return _unique(
+            [variable for layer in self._layers for variable in layer.non_trainable_weights]
+        )
 
     trainable_variables = trainable_weights
     non_trainable_variables = non_trainable_weights
@@ -328,8 +344,13 @@ class Sequential:
         self._require_built("summary()")
         rows = [("Layer (type)", "Output Shape", "Param #")]
         for layer, shape in zip(self._layers, self._output_shapes()):
-            rows.append((f"{layer.name} ({type(layer).__name__})", _format_shape(shape),
-                         f"{layer.count_params():,}"))
+            rows.append(
+                (
+                    f"{layer.name} ({type(layer).__name__})",
+                    _format_shape(shape),
+                    f"{layer.count_params():,}",
+                )
+            )
         widths = [max(len(row[column]) for row in rows) + 3 for column in range(3)]
         width = sum(widths)
 
@@ -341,11 +362,13 @@ class Sequential:
         text = "\n".join(
             [f'Model: "{self.name}"', "_" * width, line(rows[0]), "=" * width]
             + [line(row) for row in rows[1:]]
-            + ["=" * width,
-               f"Total params: {trainable + non_trainable:,}",
-               f"Trainable params: {trainable:,}",
-               f"Non-trainable params: {non_trainable:,}",
-               "_" * width]
+            + [
+                "=" * width,
+                f"Total params: {trainable + non_trainable:,}",
+                f"Trainable params: {trainable:,}",
+                f"Non-trainable params: {non_trainable:,}",
+                "_" * width,
+            ]
         )
         (print_fn or print)(text)
         return text
@@ -376,7 +399,9 @@ class Sequential:
         elif isinstance(metrics, str) or callable(metrics):
             metrics = [metrics]
         elif not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list of names or callables; received metrics={metrics!r:.80}")
+            raise TypeError(
+                f"metrics must be a list of names or callables; received metrics={metrics!r:.80}"
+            )
         for identifier in metrics:
             Metric(identifier, loss)  # validates the names now rather than in fit
         self.optimizer, self.loss = optimizer, loss
@@ -428,8 +453,21 @@ class Sequential:
             metric.update(y, predictions)
         return float(as_array(loss))
 
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, sample_weight=None, initial_epoch=0, seed=None):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=32,
+        epochs=1,
+        verbose=1,
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        sample_weight=None,
+        initial_epoch=0,
+        seed=None,
+    ):
         """Train for ``epochs - initial_epoch`` passes over ``(x, y)``.
 
         Parameters
@@ -475,10 +513,14 @@ class Sequential:
         verbose = _check_verbose(verbose)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool; received shuffle={shuffle!r}")
-        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) or \
-                not 0.0 <= validation_split < 1.0:
+        if (
+            isinstance(validation_split, bool)
+            or not isinstance(validation_split, numbers.Real)
+            or not 0.0 <= validation_split < 1.0
+        ):
             raise ValueError(
-                f"validation_split must be a number in [0, 1); received validation_split={validation_split!r}")
+                f"validation_split must be a number in [0, 1); received validation_split={validation_split!r}"
+            )
         if seed is not None:
             _check_int(seed, "seed", 0)
         callbacks = CallbackList(callbacks, self)
@@ -493,7 +535,11 @@ class Sequential:
                 raise ValueError(
                     f"validation_split={validation_split!r} leaves no {kind} samples out of {len(x)}"
                 )
-            validation = (x[split_at:], y[split_at:], None if weights is None else weights[split_at:])
+            validation = (
+                x[split_at:],
+                y[split_at:],
+                None if weights is None else weights[split_at:],
+            )
             x, y = x[:split_at], y[:split_at]
             weights = None if weights is None else weights[:split_at]
 
@@ -512,17 +558,23 @@ class Sequential:
             started = time.perf_counter()
             try:
                 for start in range(0, num_samples, batch_size):
-                    batch = order[start:start + batch_size]
-                    loss = self._train_step(x[batch], y[batch], None if weights is None else weights[batch],
-                                            metrics)
+                    batch = order[start : start + batch_size]
+                    loss = self._train_step(
+                        x[batch], y[batch], None if weights is None else weights[batch], metrics
+                    )
                     loss_mean.update(loss, len(batch))
                     logs = {"loss": loss_mean.result(), **{m.name: m.result() for m in metrics}}
                     if bar is not None:
                         bar.set_postfix(_short_logs(logs), refresh=False)
                         bar.update(1)
                 if validation is not None:
-                    results = self.evaluate(validation[0], validation[1], batch_size=batch_size,
-                                            sample_weight=validation[2], return_dict=True)
+                    results = self.evaluate(
+                        validation[0],
+                        validation[1],
+                        batch_size=batch_size,
+                        sample_weight=validation[2],
+                        return_dict=True,
+                    )
                     logs.update({f"val_{key}": value for key, value in results.items()})
                 if bar is not None:
                     bar.set_postfix(_short_logs(logs), refresh=True)
@@ -531,8 +583,11 @@ class Sequential:
                     bar.close()
             if verbose == 2:
                 elapsed = time.perf_counter() - started
-                print(f"Epoch {epoch + 1}/{epochs} - {elapsed:.2f}s - "
-                      + " - ".join(f"{key}: {value:.4f}" for key, value in logs.items()), flush=True)
+                print(
+                    f"Epoch {epoch + 1}/{epochs} - {elapsed:.2f}s - "
+                    + " - ".join(f"{key}: {value:.4f}" for key, value in logs.items()),
+                    flush=True,
+                )
             history.append(epoch, logs)
             callbacks.call("on_epoch_end", epoch, dict(logs))
         callbacks.call("on_train_end", dict(logs) if history.epoch else {})
@@ -553,7 +608,9 @@ class Sequential:
         _check_same_length({"x_val": x_val, "y_val": y_val, "sample_weight_val": weights})
         return x_val, y_val, weights
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
+    def evaluate(
+        self, x=None, y=None, batch_size=32, verbose=0, sample_weight=None, return_dict=False
+    ):
         """Loss (plus regularization losses) and metrics over ``(x, y)``, in inference mode.
 
         Returns the loss when no metrics were compiled, else ``[loss, *metrics]``
@@ -583,7 +640,10 @@ class Sequential:
         finally:
             if bar is not None:
                 bar.close()
-        results = {"loss": loss_mean.result(), **{metric.name: metric.result() for metric in metrics}}
+        results = {
+            "loss": loss_mean.result(),
+            **{metric.name: metric.result() for metric in metrics},
+        }
         if return_dict:
             return results
         values = list(results.values())
@@ -591,7 +651,9 @@ class Sequential:
 
     def test_on_batch(self, x, y, sample_weight=None):
         """:meth:`evaluate` on one batch."""
-        return self.evaluate(x, y, batch_size=max(len(_as_data(x, "x")), 1), sample_weight=sample_weight)
+        return self.evaluate(
+            x, y, batch_size=max(len(_as_data(x, "x")), 1), sample_weight=sample_weight
+        )
 
     def predict(self, x, batch_size=32, verbose=0):
         """Outputs for ``x`` computed batch by batch in inference mode, as one ndarray."""
@@ -604,7 +666,9 @@ class Sequential:
         bar = _progress_bar(math.ceil(len(x) / batch_size), "Predict", verbose == 1)
         try:
             for start in range(0, len(x), batch_size):
-                outputs.append(np.asarray(as_array(self(x[start:start + batch_size], training=False))))
+                outputs.append(
+                    np.asarray(as_array(self(x[start : start + batch_size], training=False)))
+                )
                 if bar is not None:
                     bar.update(1)
         finally:
@@ -642,7 +706,15 @@ def _progress_bar(total, description, enabled):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, unit="batch", file=sys.stderr, dynamic_ncols=True, leave=True)
+    return tqdm(
+        total=total, desc=description, unit="batch", file=sys.stderr, dynamic_ncols=True, leave=True
+    )
 
 
-__all__ = ["Sequential", "History", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy"]
+__all__ = [
+    "Sequential",
+    "History",
+    "sparse_categorical_accuracy",
+    "categorical_accuracy",
+    "binary_accuracy",
+]

@@ -122,7 +122,9 @@ class Optimizer(Configurable):
                 )
             grad, variable = pair
             if not isinstance(variable, Variable):
-                raise TypeError(f"variables must be numconv Variables; received variable={variable!r:.80}")
+                raise TypeError(
+                    f"variables must be numconv Variables; received variable={variable!r:.80}"
+                )
             if grad is None:
                 continue
             try:
@@ -163,7 +165,9 @@ class Optimizer(Configurable):
         from .autograd.tape import GradientTape
 
         if not callable(loss):
-            raise TypeError(f"loss must be a callable taking no arguments; received loss={loss!r:.80}")
+            raise TypeError(
+                f"loss must be a callable taking no arguments; received loss={loss!r:.80}"
+            )
         var_list = list(var_list)
         with GradientTape() as tape:
             value = loss()
@@ -232,8 +236,9 @@ class Adam(Optimizer):
     amsgrad : bool, default False
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-                 name=None):
+    def __init__(
+        self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, name=None
+    ):
         super().__init__(learning_rate, name)
         self.beta_1 = _check_float(beta_1, "beta_1", 0.0, 1.0, high_open=True)
         self.beta_2 = _check_float(beta_2, "beta_2", 0.0, 1.0, high_open=True)
@@ -241,7 +246,9 @@ class Adam(Optimizer):
         self.amsgrad = _check_bool(amsgrad, "amsgrad")
 
     def _slots(self):
-        return ("momentum", "velocity", "velocity_hat") if self.amsgrad else ("momentum", "velocity")
+        return (
+            ("momentum", "velocity", "velocity_hat") if self.amsgrad else ("momentum", "velocity")
+        )
 
     def _update(self, value, grad, state, step):
         alpha = self.learning_rate * math.sqrt(1.0 - self.beta_2**step) / (1.0 - self.beta_1**step)
@@ -253,8 +260,13 @@ class Adam(Optimizer):
         return value - alpha * momentum / (np.sqrt(velocity) + self.epsilon)
 
     def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
+        }
 
 
 @_registry.register("RMSprop", "rmsprop")
@@ -275,8 +287,9 @@ class RMSprop(Optimizer):
     centered : bool, default False
     """
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 name=None):
+    def __init__(
+        self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, name=None
+    ):
         super().__init__(learning_rate, name)
         self.rho = _check_float(rho, "rho", 0.0, 1.0)
         self.momentum = _check_float(momentum, "momentum", 0.0, 1.0)
@@ -295,7 +308,9 @@ class RMSprop(Optimizer):
         rho = self.rho
         velocity = state["velocity"] = rho * state["velocity"] + (1.0 - rho) * grad * grad
         if self.centered:
-            average = state["average_gradient"] = rho * state["average_gradient"] + (1.0 - rho) * grad
+            average = state["average_gradient"] = (
+                rho * state["average_gradient"] + (1.0 - rho) * grad
+            )
             denominator = velocity - average * average + self.epsilon
         else:
             denominator = velocity + self.epsilon
@@ -305,8 +320,13 @@ class RMSprop(Optimizer):
         return value - increment
 
     def get_config(self):
-        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
-                "epsilon": self.epsilon, "centered": self.centered}
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
 
 
 def get(identifier):
@@ -334,7 +354,9 @@ def get(identifier):
 def serialize(optimizer):
     """``{"class_name", "config"}`` of an optimizer."""
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be an Optimizer instance; received optimizer={optimizer!r:.80}")
+        raise TypeError(
+            f"optimizer must be an Optimizer instance; received optimizer={optimizer!r:.80}"
+        )
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 

@@ -132,8 +132,9 @@ def cache_folder():
 
     locators = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
     for locator_class in locators._locator_classes:
-        locator = locator_class.from_function(any_kernel_module.cache_enabled,
-                                              any_kernel_module.__file__)
+        locator = locator_class.from_function(
+            any_kernel_module.cache_enabled, any_kernel_module.__file__
+        )
         if locator is not None:
             return locator.get_cache_path()
     return None

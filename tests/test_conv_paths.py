@@ -31,10 +31,24 @@ def assert_close(actual, expected, dtype):
     np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=tol, atol=tol * scale)
 
 
-def geometry_of(x_shape, kernel_shape, strides=1, padding="valid", data_format="channels_last",
-                dilation_rate=1, groups=1):
-    return ConvGeometry(np.empty(x_shape), np.empty(kernel_shape), strides, padding,
-                             data_format, dilation_rate, groups)
+def geometry_of(
+    x_shape,
+    kernel_shape,
+    strides=1,
+    padding="valid",
+    data_format="channels_last",
+    dilation_rate=1,
+    groups=1,
+):
+    return ConvGeometry(
+        np.empty(x_shape),
+        np.empty(kernel_shape),
+        strides,
+        padding,
+        data_format,
+        dilation_rate,
+        groups,
+    )
 
 
 def set_chunk_budget(monkeypatch, regime, budget):
@@ -82,29 +96,38 @@ GENERAL_PROBLEMS = [
     ((1, 1, 9, 2), (1, 3, 2, 3), dict(padding="same")),
     ((2, 16, 4, 6), (3, 3, 16, 5), dict(padding="valid", data_format="channels_first")),
     ((2, 8, 5, 3), (5, 5, 3, 2), dict(strides=2, padding="same")),  # kernel wider than image
-    ((3, 4, 9, 7), (3, 2, 4, 5), dict(strides=(2, 1), padding="same",
-                                      data_format="channels_first")),
+    (
+        (3, 4, 9, 7),
+        (3, 2, 4, 5),
+        dict(strides=(2, 1), padding="same", data_format="channels_first"),
+    ),
 ]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, kernel_shape, options", GENERAL_PROBLEMS)
-@pytest.mark.parametrize("forward, grad_input, grad_kernel", [
-    ("gemm", "col2im", "gemm"),
-    ("direct", "direct", "direct"),
-])
-def test_general_paths_match_reference(monkeypatch, forward, grad_input, grad_kernel, x_shape,
-                                       kernel_shape, options, dtype):
+@pytest.mark.parametrize(
+    "forward, grad_input, grad_kernel",
+    [
+        ("gemm", "col2im", "gemm"),
+        ("direct", "direct", "direct"),
+    ],
+)
+def test_general_paths_match_reference(
+    monkeypatch, forward, grad_input, grad_kernel, x_shape, kernel_shape, options, dtype
+):
     force_paths(monkeypatch, forward, grad_input, grad_kernel)
     check_problem(np.random.default_rng(1), x_shape, kernel_shape, dtype, **options)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("x_shape, kernel_shape, options", [
-    problem for problem in GENERAL_PROBLEMS if problem[2].get("strides", 1) == 1
-])
-def test_flipped_input_gradient_matches_reference(monkeypatch, x_shape, kernel_shape, options,
-                                                  dtype):
+@pytest.mark.parametrize(
+    "x_shape, kernel_shape, options",
+    [problem for problem in GENERAL_PROBLEMS if problem[2].get("strides", 1) == 1],
+)
+def test_flipped_input_gradient_matches_reference(
+    monkeypatch, x_shape, kernel_shape, options, dtype
+):
     force_paths(monkeypatch, "gemm", "flipped", "gemm")
     check_problem(np.random.default_rng(2), x_shape, kernel_shape, dtype, **options)
 
@@ -128,11 +151,19 @@ WINOGRAD_PROBLEMS = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, kernel_shape, options", WINOGRAD_PROBLEMS)
-@pytest.mark.parametrize("regime, budget", [
-    ("threaded", 64), ("threaded", 2 << 20), ("single", 1), ("single", 300), ("single", 1 << 19),
-])
-def test_winograd_paths_match_reference(monkeypatch, regime, budget, x_shape, kernel_shape,
-                                        options, dtype):
+@pytest.mark.parametrize(
+    "regime, budget",
+    [
+        ("threaded", 64),
+        ("threaded", 2 << 20),
+        ("single", 1),
+        ("single", 300),
+        ("single", 1 << 19),
+    ],
+)
+def test_winograd_paths_match_reference(
+    monkeypatch, regime, budget, x_shape, kernel_shape, options, dtype
+):
     # Winograd forward, and the stride-1 input gradient through Winograd too; small
     # budgets give one tile per chunk.
     set_chunk_budget(monkeypatch, regime, budget)
@@ -144,8 +175,9 @@ def test_winograd_paths_match_reference(monkeypatch, regime, budget, x_shape, ke
 def test_winograd_float32_stays_within_tolerance_on_a_long_sum(monkeypatch):
     # 576-term sums (resnet-like channels): the transforms' rounding stays far below 1e-5.
     force_paths(monkeypatch, "winograd", "flipped", "gemm")
-    check_problem(np.random.default_rng(9), (2, 10, 9, 64), (3, 3, 64, 32), np.float32,
-                  padding="same")
+    check_problem(
+        np.random.default_rng(9), (2, 10, 9, 64), (3, 3, 64, 32), np.float32, padding="same"
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -153,8 +185,14 @@ def test_winograd_float32_stays_within_tolerance_on_a_long_sum(monkeypatch):
 def test_pointwise_matmul_path_matches_reference(monkeypatch, data_format, dtype):
     force_paths(monkeypatch, "matmul", "matmul", "matmul")
     x_shape = (2, 3, 5, 7, 6) if data_format == "channels_last" else (2, 3, 6, 5, 7)
-    check_problem(np.random.default_rng(3), x_shape, (1, 1, 6, 4), dtype, padding="same",
-                  data_format=data_format)
+    check_problem(
+        np.random.default_rng(3),
+        x_shape,
+        (1, 1, 6, 4),
+        dtype,
+        padding="same",
+        data_format=data_format,
+    )
 
 
 def test_pointwise_channels_first_with_an_empty_batch(monkeypatch):
@@ -163,27 +201,43 @@ def test_pointwise_channels_first_with_an_empty_batch(monkeypatch):
     kernel = np.ones((1, 1, 3, 2), np.float32)
     out = nn.conv2d(x, kernel, np.ones(2, np.float32), data_format="channels_first")
     assert out.shape == (0, 2, 4, 5) and out.dtype == np.float32
-    grads = nn.conv2d_grads(x, kernel, np.ones((0, 2, 4, 5), np.float32),
-                            data_format="channels_first")
+    grads = nn.conv2d_grads(
+        x, kernel, np.ones((0, 2, 4, 5), np.float32), data_format="channels_first"
+    )
     assert grads[0].shape == x.shape
     np.testing.assert_array_equal(grads[1], np.zeros(kernel.shape))
     np.testing.assert_array_equal(grads[2], np.zeros(2))
 
 
-@pytest.mark.parametrize("regime, budget", [
-    ("threaded", 1), ("threaded", 300), ("threaded", 4000), ("single", 1), ("single", 3000),
-])
+@pytest.mark.parametrize(
+    "regime, budget",
+    [
+        ("threaded", 1),
+        ("threaded", 300),
+        ("threaded", 4000),
+        ("single", 1),
+        ("single", 3000),
+    ],
+)
 @pytest.mark.parametrize("grad_input", ["col2im", "flipped"])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-def test_chunks_across_images_and_a_partial_last_chunk(monkeypatch, regime, budget, grad_input,
-                                                       data_format):
+def test_chunks_across_images_and_a_partial_last_chunk(
+    monkeypatch, regime, budget, grad_input, data_format
+):
     # A tiny budget: one row per chunk, or chunks that straddle two images (channels
     # last) and a last chunk shorter than the others.
     set_chunk_budget(monkeypatch, regime, budget)
     force_paths(monkeypatch, "gemm", grad_input, "gemm")
     x_shape = (3, 7, 5, 3) if data_format == "channels_last" else (3, 3, 7, 5)
-    check_problem(np.random.default_rng(4), x_shape, (3, 3, 3, 4), np.float64,
-                  padding="same", dilation_rate=(1, 2), data_format=data_format)
+    check_problem(
+        np.random.default_rng(4),
+        x_shape,
+        (3, 3, 3, 4),
+        np.float64,
+        padding="same",
+        dilation_rate=(1, 2),
+        data_format=data_format,
+    )
 
 
 @settings(max_examples=40)
@@ -203,18 +257,24 @@ def test_random_problems_on_forced_gemm_paths(data):
     grad_input = "flipped" if strides == 1 and data.draw(st.booleans()) else "col2im"
     options = dict(strides=strides, dilation_rate=dilation_rate, padding=padding)
     try:
-        conv2d_reference(np.zeros((1, height, width, channels)),
-                         np.zeros((*kernel_size, channels, filters)), **options)
-        geometry_of((batch, height, width, channels), (*kernel_size, channels, filters),
-                    **options)
+        conv2d_reference(
+            np.zeros((1, height, width, channels)),
+            np.zeros((*kernel_size, channels, filters)),
+            **options,
+        )
+        geometry_of((batch, height, width, channels), (*kernel_size, channels, filters), **options)
     except ValueError:
         return  # empty output: covered by tests/test_nn_conv.py
     with pytest.MonkeyPatch.context() as monkeypatch:
         set_chunk_budget(monkeypatch, regime, budget)
         force_paths(monkeypatch, "gemm", grad_input, "gemm")
-        check_problem(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))),
-                      (batch, height, width, channels), (*kernel_size, channels, filters),
-                      dtype, **options)
+        check_problem(
+            np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))),
+            (batch, height, width, channels),
+            (*kernel_size, channels, filters),
+            dtype,
+            **options,
+        )
 
 
 def test_nan_and_inf_propagate_through_blas(monkeypatch):
@@ -234,8 +294,7 @@ def test_nan_and_inf_propagate_through_blas(monkeypatch):
 
 @pytest.mark.parametrize("where", ["x", "kernel", "grad_output"])
 @pytest.mark.parametrize("dilation_rate", [1, 2])
-def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(monkeypatch, where,
-                                                                 dilation_rate):
+def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(monkeypatch, where, dilation_rate):
     # Winograd's transforms would spread an Inf or NaN to neighbouring outputs of
     # its tile; the path notices and falls back to im2col.
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
@@ -268,15 +327,26 @@ def test_serial_and_parallel_packing_builds_are_bit_identical(dtype):
     rows = 3 * out_h
     columns = kernel_h * kernel_w * 5
     results = []
-    for im2col, col2im in ((gemm_kernels.im2col_serial, gemm_kernels.col2im_add_serial),
-                           (gemm_kernels.im2col, gemm_kernels.col2im_add)):
+    for im2col, col2im in (
+        (gemm_kernels.im2col_serial, gemm_kernels.col2im_add_serial),
+        (gemm_kernels.im2col, gemm_kernels.col2im_add),
+    ):
         cols = np.full((rows * out_w, columns), np.nan, dtype=dtype)
         im2col(x, cols, 0, rows, out_h, kernel_h, kernel_w, out_w, *scalars)
         grad_input = np.zeros_like(x)
         for row0 in range(0, rows, 4):  # chunks of 4 output rows, straddling images
             row1 = min(row0 + 4, rows)
-            col2im(cols[row0 * out_w:], grad_input, row0, row1, out_h, kernel_h, kernel_w, out_w,
-                   *scalars)
+            col2im(
+                cols[row0 * out_w :],
+                grad_input,
+                row0,
+                row1,
+                out_h,
+                kernel_h,
+                kernel_w,
+                out_w,
+                *scalars,
+            )
         results.append((cols, grad_input))
     (cols_serial, grad_serial), (cols_parallel, grad_parallel) = results
     assert not np.isnan(cols_serial).any()
@@ -295,8 +365,7 @@ def test_im2col_and_col2im_are_adjoint():
     gemm_kernels.im2col_serial(x, cols, 0, rows, out_h, kernel_h, kernel_w, out_w, *scalars)
     other = rng.standard_normal(cols.shape)
     back = np.zeros_like(x)
-    gemm_kernels.col2im_add_serial(other, back, 0, rows, out_h, kernel_h, kernel_w, out_w,
-                                   *scalars)
+    gemm_kernels.col2im_add_serial(other, back, 0, rows, out_h, kernel_h, kernel_w, out_w, *scalars)
     np.testing.assert_allclose(np.vdot(cols, other), np.vdot(x, back), rtol=1e-12)
 
 
@@ -308,31 +377,84 @@ SUITE = {
     # direct kernel is faster.  Its gradients still go through BLAS.
     "lenet1": ((64, 28, 28, 1), (3, 3, 1, 32), dict(), "direct", "col2im", "gemm"),
     "lenet2": ((64, 13, 13, 32), (3, 3, 32, 64), dict(), "winograd", "flipped", "gemm"),
-    "resnet3x3": ((8, 56, 56, 64), (3, 3, 64, 64), dict(padding="same"),
-                  "winograd", "flipped", "gemm"),
-    "resnet1x1": ((8, 28, 28, 256), (1, 1, 256, 128), dict(padding="same"),
-                  "matmul", "matmul", "matmul"),
-    "stem7x7s2": ((8, 224, 224, 3), (7, 7, 3, 64), dict(strides=2, padding="same"),
-                  "gemm", "col2im", "gemm"),
-    "strided3x3": ((8, 56, 56, 64), (3, 3, 64, 128), dict(strides=2, padding="same"),
-                   "gemm", "col2im", "gemm"),
-    "depthwise": ((8, 56, 56, 128), (3, 3, 1, 128), dict(padding="same", groups=128),
-                  "direct", "direct", "direct"),
-    "grouped32": ((8, 28, 28, 128), (3, 3, 4, 128), dict(padding="same", groups=32),
-                  "direct", "direct", "direct"),
-    "dilated2": ((8, 32, 32, 64), (3, 3, 64, 64), dict(padding="same", dilation_rate=2),
-                 "winograd", "flipped", "gemm"),
-    "dilated8": ((8, 32, 32, 64), (3, 3, 64, 64), dict(padding="same", dilation_rate=8),
-                 "gemm", "flipped", "gemm"),
-    "pix2pix4x4": ((4, 128, 128, 64), (4, 4, 64, 128), dict(strides=2, padding="same"),
-                   "gemm", "col2im", "gemm"),
+    "resnet3x3": (
+        (8, 56, 56, 64),
+        (3, 3, 64, 64),
+        dict(padding="same"),
+        "winograd",
+        "flipped",
+        "gemm",
+    ),
+    "resnet1x1": (
+        (8, 28, 28, 256),
+        (1, 1, 256, 128),
+        dict(padding="same"),
+        "matmul",
+        "matmul",
+        "matmul",
+    ),
+    "stem7x7s2": (
+        (8, 224, 224, 3),
+        (7, 7, 3, 64),
+        dict(strides=2, padding="same"),
+        "gemm",
+        "col2im",
+        "gemm",
+    ),
+    "strided3x3": (
+        (8, 56, 56, 64),
+        (3, 3, 64, 128),
+        dict(strides=2, padding="same"),
+        "gemm",
+        "col2im",
+        "gemm",
+    ),
+    "depthwise": (
+        (8, 56, 56, 128),
+        (3, 3, 1, 128),
+        dict(padding="same", groups=128),
+        "direct",
+        "direct",
+        "direct",
+    ),
+    "grouped32": (
+        (8, 28, 28, 128),
+        (3, 3, 4, 128),
+        dict(padding="same", groups=32),
+        "direct",
+        "direct",
+        "direct",
+    ),
+    "dilated2": (
+        (8, 32, 32, 64),
+        (3, 3, 64, 64),
+        dict(padding="same", dilation_rate=2),
+        "winograd",
+        "flipped",
+        "gemm",
+    ),
+    "dilated8": (
+        (8, 32, 32, 64),
+        (3, 3, 64, 64),
+        dict(padding="same", dilation_rate=8),
+        "gemm",
+        "flipped",
+        "gemm",
+    ),
+    "pix2pix4x4": (
+        (4, 128, 128, 64),
+        (4, 4, 64, 128),
+        dict(strides=2, padding="same"),
+        "gemm",
+        "col2im",
+        "gemm",
+    ),
     # The digits example's first layer is tiny: direct kernels, no BLAS call.
     "digits1": ((32, 8, 8, 1), (3, 3, 1, 16), dict(padding="same"), "direct", "direct", "direct"),
     # A small 1x1 problem is cut into single-threaded products by the im2col path.
     "pointwise_small": ((8, 16, 16, 64), (1, 1, 64, 64), dict(), "gemm", "flipped", "gemm"),
     # A strided 1x1 kernel reads a subsampled image: im2col, not the plain product.
-    "strided1x1": ((8, 28, 28, 256), (1, 1, 256, 128), dict(strides=2),
-                   "gemm", "col2im", "gemm"),
+    "strided1x1": ((8, 28, 28, 256), (1, 1, 256, 128), dict(strides=2), "gemm", "col2im", "gemm"),
 }
 
 
@@ -376,6 +498,7 @@ def test_far_too_large_batch_fails_at_once_naming_the_bytes(call):
         if call == "forward":
             nn.conv2d(x, kernel, strides=2, padding="same")
         else:
-            grad_output = np.broadcast_to(np.zeros((1, 1, 1, 64), np.float32),
-                                          (10**7, 112, 112, 64))
+            grad_output = np.broadcast_to(
+                np.zeros((1, 1, 1, 64), np.float32), (10**7, 112, 112, 64)
+            )
             nn.conv2d_grads(x, kernel, grad_output, strides=2, padding="same")

@@ -33,15 +33,19 @@ def softmax(x):
 
 # -- closed-form values ---------------------------------------------------------------------
 
+
 def test_mse_and_mae_closed_form():
     y_true = np.array([[0.0, 1.0], [2.0, 3.0]])
     y_pred = np.array([[1.0, 1.0], [2.0, 5.0]])
     # per sample: mse (1 + 0)/2, (0 + 4)/2; mae (1 + 0)/2, (0 + 2)/2
     assert value(losses.MeanSquaredError(), y_true, y_pred) == pytest.approx((0.5 + 2.0) / 2)
     assert value(losses.MeanAbsoluteError(), y_true, y_pred) == pytest.approx((0.5 + 1.0) / 2)
-    assert value(losses.get("mse"), y_true, y_pred, sample_weight=[2.0, 0.0]) == pytest.approx(2 * 0.5 / 2)
-    assert value(losses.get("mae"), y_true, y_pred, sample_weight=np.array([[1.0], [3.0]])) == pytest.approx(
-        (0.5 + 3.0) / 2)
+    assert value(losses.get("mse"), y_true, y_pred, sample_weight=[2.0, 0.0]) == pytest.approx(
+        2 * 0.5 / 2
+    )
+    assert value(
+        losses.get("mae"), y_true, y_pred, sample_weight=np.array([[1.0], [3.0]])
+    ) == pytest.approx((0.5 + 3.0) / 2)
 
 
 def test_reductions_sum_and_none():
@@ -50,8 +54,11 @@ def test_reductions_sum_and_none():
     per_sample = np.array([1.0, 2.0, 0.0])
     assert value(losses.MeanSquaredError(reduction="sum"), y_true, y_pred) == pytest.approx(3.0)
     np.testing.assert_allclose(
-        losses.MeanSquaredError(reduction="none")(y_true, y_pred, sample_weight=[1.0, 2.0, 3.0]).numpy(),
-        per_sample * [1.0, 2.0, 3.0])
+        losses.MeanSquaredError(reduction="none")(
+            y_true, y_pred, sample_weight=[1.0, 2.0, 3.0]
+        ).numpy(),
+        per_sample * [1.0, 2.0, 3.0],
+    )
 
 
 def test_trailing_axis_of_size_one_is_squeezed():
@@ -67,9 +74,13 @@ def test_binary_crossentropy_probabilities_closed_form():
     # Keras clips probabilities to [eps, 1 - eps]: 0 -> eps and 1 -> 1 - eps.
     first = -(np.log(0.9) + np.log(0.8)) / 2
     second = -(np.log(1 - EPS) + np.log(1 - EPS)) / 2
-    assert value(losses.BinaryCrossentropy(), y_true, y_pred) == pytest.approx((first + second) / 2, rel=1e-9)
+    assert value(losses.BinaryCrossentropy(), y_true, y_pred) == pytest.approx(
+        (first + second) / 2, rel=1e-9
+    )
     wrong = np.array([[0.0, 1.0]])
-    assert value(losses.BinaryCrossentropy(), np.array([[1.0, 0.0]]), wrong) == pytest.approx(-np.log(EPS))
+    assert value(losses.BinaryCrossentropy(), np.array([[1.0, 0.0]]), wrong) == pytest.approx(
+        -np.log(EPS)
+    )
 
 
 def test_binary_crossentropy_from_logits_closed_form_and_stability():
@@ -77,7 +88,9 @@ def test_binary_crossentropy_from_logits_closed_form_and_stability():
     y_true = np.array([[1.0, 0.0, 1.0]])
     sigmoid = 1 / (1 + np.exp(-logits))
     expected = -np.mean(y_true * np.log(sigmoid) + (1 - y_true) * np.log(1 - sigmoid))
-    assert value(losses.BinaryCrossentropy(from_logits=True), y_true, logits) == pytest.approx(expected)
+    assert value(losses.BinaryCrossentropy(from_logits=True), y_true, logits) == pytest.approx(
+        expected
+    )
     # -log(sigmoid(-1000)) = 1000 exactly up to rounding; sigmoid(1000) with label 1 costs nothing.
     huge = np.array([[1000.0, -1000.0]])
     labels = np.array([[1.0, 1.0]])
@@ -91,7 +104,9 @@ def test_categorical_crossentropy_probabilities_renormalised_and_clipped():
     y_pred = np.array([[1.0, 2.0, 1.0], [0.0, 3.0, 1.0]])
     # Row 1 renormalises to [0.25, 0.5, 0.25]; row 2's true class has probability 0 -> eps.
     expected = (-np.log(0.5) - np.log(EPS)) / 2
-    assert value(losses.CategoricalCrossentropy(), y_true, y_pred) == pytest.approx(expected, rel=1e-9)
+    assert value(losses.CategoricalCrossentropy(), y_true, y_pred) == pytest.approx(
+        expected, rel=1e-9
+    )
 
 
 def test_categorical_crossentropy_from_logits_closed_form_and_stability():
@@ -99,10 +114,14 @@ def test_categorical_crossentropy_from_logits_closed_form_and_stability():
     y_true = np.array([[0.2, 0.3, 0.5]])
     log_z = np.log(np.exp(1.0) + np.exp(2.0) + np.exp(3.0))
     expected = -(0.2 * (1 - log_z) + 0.3 * (2 - log_z) + 0.5 * (3 - log_z))
-    assert value(losses.CategoricalCrossentropy(from_logits=True), y_true, logits) == pytest.approx(expected)
+    assert value(losses.CategoricalCrossentropy(from_logits=True), y_true, logits) == pytest.approx(
+        expected
+    )
     huge = np.array([[1000.0, -1000.0, 0.0]])
     onehot = np.array([[0.0, 1.0, 0.0]])
-    assert value(losses.CategoricalCrossentropy(from_logits=True), onehot, huge) == pytest.approx(2000.0)
+    assert value(losses.CategoricalCrossentropy(from_logits=True), onehot, huge) == pytest.approx(
+        2000.0
+    )
     _, grad_pred = grads(losses.CategoricalCrossentropy(from_logits=True), onehot, huge)
     assert np.all(np.isfinite(grad_pred))
     np.testing.assert_allclose(grad_pred, [[1.0, -1.0, 0.0]], atol=1e-12)
@@ -116,7 +135,9 @@ def test_sparse_categorical_crossentropy_label_shapes(labels):
     assert value(from_logits, labels, logits) == pytest.approx(expected)
     probs = np.array([[0.2, 0.2, 0.6], [0.5, 0.25, 0.25]])
     expected = (-np.log(0.6) - np.log(0.5)) / 2
-    assert value(losses.get("sparse_categorical_crossentropy"), labels, probs) == pytest.approx(expected)
+    assert value(losses.get("sparse_categorical_crossentropy"), labels, probs) == pytest.approx(
+        expected
+    )
 
 
 def test_sparse_categorical_crossentropy_stable_for_huge_logits():
@@ -133,11 +154,14 @@ def test_sparse_equals_categorical_with_one_hot_labels():
     onehot = np.eye(4)[labels]
     weights = rng.uniform(size=5)
     for from_logits, pred in ((True, logits), (False, softmax(logits))):
-        sparse = value(losses.SparseCategoricalCrossentropy(from_logits=from_logits), labels, pred, weights)
+        sparse = value(
+            losses.SparseCategoricalCrossentropy(from_logits=from_logits), labels, pred, weights
+        )
         dense = -np.sum(weights * np.log(softmax(logits))[np.arange(5), labels]) / 5
         assert sparse == pytest.approx(dense, rel=1e-9)
-        assert value(losses.CategoricalCrossentropy(from_logits=from_logits), onehot, pred, weights) == \
-            pytest.approx(dense, rel=1e-9)
+        assert value(
+            losses.CategoricalCrossentropy(from_logits=from_logits), onehot, pred, weights
+        ) == pytest.approx(dense, rel=1e-9)
 
 
 def test_float32_inputs_give_float32_loss():
@@ -149,13 +173,19 @@ def test_float32_inputs_give_float32_loss():
 
 # -- gradients against finite differences ------------------------------------------------
 
+
 def _check_loss_gradients(loss, y_true, y_pred, sample_weight=None, wrt_true=True):
     def function(true, pred):
         return np.asarray(loss(true, pred, sample_weight=sample_weight))
 
     grad_true, grad_pred = grads(loss, y_true, y_pred, sample_weight)
-    assert_gradients_close(function, [y_true, y_pred], [grad_true if wrt_true else None, grad_pred],
-                           rtol=1e-5, atol=1e-8)
+    assert_gradients_close(
+        function,
+        [y_true, y_pred],
+        [grad_true if wrt_true else None, grad_pred],
+        rtol=1e-5,
+        atol=1e-8,
+    )
 
 
 def test_gradients_mse_mae():
@@ -169,8 +199,12 @@ def test_gradients_mse_mae():
 def test_gradients_binary_crossentropy(from_logits):
     y_true = rng.uniform(size=(3, 4))
     y_pred = rng.normal(size=(3, 4)) if from_logits else rng.uniform(0.1, 0.9, size=(3, 4))
-    _check_loss_gradients(losses.BinaryCrossentropy(from_logits=from_logits), y_true, y_pred,
-                          sample_weight=rng.uniform(size=3))
+    _check_loss_gradients(
+        losses.BinaryCrossentropy(from_logits=from_logits),
+        y_true,
+        y_pred,
+        sample_weight=rng.uniform(size=3),
+    )
 
 
 @pytest.mark.parametrize("from_logits", [False, True])
@@ -178,8 +212,12 @@ def test_gradients_categorical_crossentropy(from_logits):
     y_true = rng.uniform(size=(3, 4))
     # Unnormalised positive scores exercise the renormalisation's gradient.
     y_pred = rng.normal(size=(3, 4)) if from_logits else rng.uniform(0.5, 2.0, size=(3, 4))
-    _check_loss_gradients(losses.CategoricalCrossentropy(from_logits=from_logits), y_true, y_pred,
-                          sample_weight=rng.uniform(size=3))
+    _check_loss_gradients(
+        losses.CategoricalCrossentropy(from_logits=from_logits),
+        y_true,
+        y_pred,
+        sample_weight=rng.uniform(size=3),
+    )
 
 
 @pytest.mark.parametrize("from_logits", [False, True])
@@ -193,7 +231,9 @@ def test_gradients_sparse_categorical_crossentropy(from_logits):
 
 
 def test_clipped_probabilities_have_zero_gradient():
-    _, grad_pred = grads(losses.BinaryCrossentropy(), np.array([[1.0, 1.0]]), np.array([[0.0, 0.5]]))
+    _, grad_pred = grads(
+        losses.BinaryCrossentropy(), np.array([[1.0, 1.0]]), np.array([[0.0, 0.5]])
+    )
     assert grad_pred[0, 0] == 0.0
     assert grad_pred[0, 1] == pytest.approx(-1 / 0.5 / 2)
 
@@ -210,14 +250,20 @@ def test_loss_of_tensors_flows_to_earlier_ops():
 
 # -- registry --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, cls", [
-    ("mse", losses.MeanSquaredError), ("mean_squared_error", losses.MeanSquaredError),
-    ("mae", losses.MeanAbsoluteError), ("mean_absolute_error", losses.MeanAbsoluteError),
-    ("binary_crossentropy", losses.BinaryCrossentropy),
-    ("categorical_crossentropy", losses.CategoricalCrossentropy),
-    ("sparse_categorical_crossentropy", losses.SparseCategoricalCrossentropy),
-    ("SparseCategoricalCrossentropy", losses.SparseCategoricalCrossentropy),
-])
+
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("mse", losses.MeanSquaredError),
+        ("mean_squared_error", losses.MeanSquaredError),
+        ("mae", losses.MeanAbsoluteError),
+        ("mean_absolute_error", losses.MeanAbsoluteError),
+        ("binary_crossentropy", losses.BinaryCrossentropy),
+        ("categorical_crossentropy", losses.CategoricalCrossentropy),
+        ("sparse_categorical_crossentropy", losses.SparseCategoricalCrossentropy),
+        ("SparseCategoricalCrossentropy", losses.SparseCategoricalCrossentropy),
+    ],
+)
 def test_get_by_name(name, cls):
     assert isinstance(losses.get(name), cls)
 
@@ -232,13 +278,17 @@ def test_get_instance_callable_config_and_round_trip():
     assert losses.get(custom) is custom
     restored = losses.deserialize(losses.serialize(loss))
     assert isinstance(restored, losses.CategoricalCrossentropy)
-    assert restored.get_config() == loss.get_config() == {
-        "name": "cce", "reduction": "sum_over_batch_size", "from_logits": True}
+    assert (
+        restored.get_config()
+        == loss.get_config()
+        == {"name": "cce", "reduction": "sum_over_batch_size", "from_logits": True}
+    )
     assert isinstance(losses.get({"class_name": "mse", "config": {}}), losses.MeanSquaredError)
     assert losses.get(None) is None
 
 
 # -- errors -----------------------------------------------------------------------------
+
 
 def test_unknown_name_and_bad_identifier():
     with pytest.raises(ValueError, match="unknown loss 'msee'.*mean_squared_error"):

@@ -16,11 +16,14 @@ def blobs(n=40, seed=0):
 
 
 def mlp(seed=0, dtype="float64"):
-    model = Sequential([
-        layers.Dense(4, activation="relu", input_shape=(2,), dtype=dtype,
-                     kernel_initializer=_init(seed)),
-        layers.Dense(2, dtype=dtype, kernel_initializer=_init(seed + 1)),
-    ])
+    model = Sequential(
+        [
+            layers.Dense(
+                4, activation="relu", input_shape=(2,), dtype=dtype, kernel_initializer=_init(seed)
+            ),
+            layers.Dense(2, dtype=dtype, kernel_initializer=_init(seed + 1)),
+        ]
+    )
     return model
 
 
@@ -35,6 +38,7 @@ def log_softmax(logits):
 
 
 # -- structure ---------------------------------------------------------------------------
+
 
 def test_layers_weights_and_build_from_input_shape():
     model = mlp()
@@ -64,8 +68,9 @@ def test_get_and_set_weights_round_trip():
     model.set_weights(replacement)
     for got, expected in zip(model.get_weights(), replacement):
         np.testing.assert_array_equal(got, expected)
-    with pytest.raises(ValueError,
-                       match=r"expects 4 weight arrays.*received 1 arrays with shapes \[\(3,\)\]"):
+    with pytest.raises(
+        ValueError, match=r"expects 4 weight arrays.*received 1 arrays with shapes \[\(3,\)\]"
+    ):
         model.set_weights([np.zeros(3)])
 
 
@@ -84,20 +89,25 @@ def test_predictions_equal_hand_chained_forward():
 
 
 def test_summary_parameter_counts_and_shapes():
-    model = Sequential([
-        layers.Conv2D(4, 3, input_shape=(8, 8, 1), name="conv"),
-        layers.MaxPooling2D(2, name="pool"),
-        layers.Flatten(name="flat"),
-        layers.Dense(10, name="logits"),
-    ])
+    model = Sequential(
+        [
+            layers.Conv2D(4, 3, input_shape=(8, 8, 1), name="conv"),
+            layers.MaxPooling2D(2, name="pool"),
+            layers.Flatten(name="flat"),
+            layers.Dense(10, name="logits"),
+        ]
+    )
     printed = []
     text = model.summary(print_fn=printed.append)
     assert printed == [text]
     conv_params = 3 * 3 * 1 * 4 + 4
     dense_params = (3 * 3 * 4) * 10 + 10
     lines = text.splitlines()
-    row = {line.split()[0]: line for line in lines if line.split() and line.split()[0] in
-           ("conv", "pool", "flat", "logits")}
+    row = {
+        line.split()[0]: line
+        for line in lines
+        if line.split() and line.split()[0] in ("conv", "pool", "flat", "logits")
+    }
     assert "(Conv2D)" in row["conv"] and "(None, 6, 6, 4)" in row["conv"]
     assert row["conv"].endswith(str(conv_params))
     assert "(None, 3, 3, 4)" in row["pool"] and row["pool"].endswith(" 0")
@@ -120,11 +130,15 @@ def test_summary_prints_by_default(capsys):
 
 # -- training -----------------------------------------------------------------------------
 
+
 def test_fit_separable_problem_reaches_full_accuracy():
     x, y = blobs()
     model = mlp()
-    model.compile(optimizer=optimizers.Adam(0.05),
-                  loss=losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=optimizers.Adam(0.05),
+        loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     history = model.fit(x, y, batch_size=8, epochs=30, verbose=0, seed=0)
     assert history.history["accuracy"][-1] == 1.0
     assert history.history["loss"][-1] < history.history["loss"][0]
@@ -137,7 +151,9 @@ def test_fit_binary_from_logits():
     x, y = blobs(seed=1)
     model = Sequential([layers.Dense(1, input_shape=(2,), dtype="float64")])
     model.compile("sgd", losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
-    history = model.fit(x, y.reshape(-1, 1).astype(float), epochs=20, batch_size=4, verbose=0, seed=1)
+    history = model.fit(
+        x, y.reshape(-1, 1).astype(float), epochs=20, batch_size=4, verbose=0, seed=1
+    )
     assert history.history["accuracy"][-1] == 1.0
 
 
@@ -169,27 +185,41 @@ def test_epoch_loss_is_sample_weighted_mean_of_batch_losses():
 def test_evaluate_equals_loss_computed_by_hand():
     x, y = blobs(13, seed=4)
     model = mlp(seed=7)
-    model.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        "adam", losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     logits = model.predict(x)
     loss = -np.mean(log_softmax(logits)[np.arange(13), y])
     accuracy = np.mean(np.argmax(logits, axis=1) == y)
     got_loss, got_accuracy = model.evaluate(x, y, batch_size=5)
     assert got_loss == pytest.approx(loss, rel=1e-12)
     assert got_accuracy == pytest.approx(accuracy)
-    assert model.evaluate(x, y, return_dict=True) == pytest.approx({"loss": loss, "accuracy": accuracy})
+    assert model.evaluate(x, y, return_dict=True) == pytest.approx(
+        {"loss": loss, "accuracy": accuracy}
+    )
     mse_model = mlp(seed=7)
     mse_model.compile("sgd", "mse")
     onehot = np.eye(2)[y]
-    assert mse_model.evaluate(x, onehot, batch_size=4) == pytest.approx(np.mean((logits - onehot) ** 2))
+    assert mse_model.evaluate(x, onehot, batch_size=4) == pytest.approx(
+        np.mean((logits - onehot) ** 2)
+    )
 
 
 def test_regularization_losses_included_in_training_loss_and_gradient():
     x = np.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.0]])
     y = np.array([[1.0], [0.0], [2.0]])
     kernel = np.array([[0.3], [-0.2]])
-    model = Sequential([layers.Dense(1, use_bias=False, input_shape=(2,), dtype="float64",
-                                     kernel_regularizer=regularizers.L2(0.1))])
+    model = Sequential(
+        [
+            layers.Dense(
+                1,
+                use_bias=False,
+                input_shape=(2,),
+                dtype="float64",
+                kernel_regularizer=regularizers.L2(0.1),
+            )
+        ]
+    )
     model.set_weights([kernel])
     model.compile(optimizers.SGD(0.5), "mse")
     residual = x @ kernel - y
@@ -205,7 +235,9 @@ def test_regularization_losses_included_in_training_loss_and_gradient():
 def test_validation_split_takes_last_fraction_before_shuffling():
     x, y = blobs(20)
     model = mlp()
-    model.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        "adam", losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     history = model.fit(x, y, epochs=2, batch_size=4, validation_split=0.25, verbose=0, seed=3)
     # val_* are measured after the last epoch's updates, so evaluating now reproduces them.
     val_loss, val_accuracy = model.evaluate(x[15:], y[15:])
@@ -240,7 +272,9 @@ def test_global_rng_drives_shuffle_without_seed():
 def test_callbacks_and_initial_epoch():
     x, y = blobs(8)
     model = mlp()
-    model.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        "adam", losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     events = []
 
     class Recorder:
@@ -261,9 +295,15 @@ def test_callbacks_and_initial_epoch():
 
     history = model.fit(x, y, epochs=3, initial_epoch=1, callbacks=[Recorder()], verbose=0)
     assert history.epoch == [1, 2] and len(history.history["loss"]) == 2
-    assert events == [("model", True), "begin",
-                      ("epoch_begin", 1), ("epoch_end", 1, ["accuracy", "loss"]),
-                      ("epoch_begin", 2), ("epoch_end", 2, ["accuracy", "loss"]), "end"]
+    assert events == [
+        ("model", True),
+        "begin",
+        ("epoch_begin", 1),
+        ("epoch_end", 1, ["accuracy", "loss"]),
+        ("epoch_begin", 2),
+        ("epoch_end", 2, ["accuracy", "loss"]),
+        "end",
+    ]
     with pytest.raises(TypeError, match="callbacks='timer'"):
         model.fit(x, y, callbacks="timer", verbose=0)
 
@@ -271,8 +311,11 @@ def test_callbacks_and_initial_epoch():
 def test_train_on_batch_returns_loss_and_metrics():
     x, y = blobs(8)
     model = mlp()
-    model.compile(optimizers.SGD(0.01), losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizers.SGD(0.01),
+        losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     logits = model.predict(x)
     expected_loss = -np.mean(log_softmax(logits)[np.arange(8), y])
     loss, accuracy = model.train_on_batch(x, y)
@@ -284,15 +327,25 @@ def test_accuracy_variant_follows_the_loss():
     # One output equal to the input: logits/probabilities are 0.3 and 0.7, labels 1 and 0.
     x = np.array([[0.3], [0.7]])
     y = np.array([[1.0], [0.0]])
-    model = Sequential([layers.Dense(1, use_bias=False, input_shape=(1,), dtype="float64",
-                                     kernel_initializer="ones")])
+    model = Sequential(
+        [
+            layers.Dense(
+                1, use_bias=False, input_shape=(1,), dtype="float64", kernel_initializer="ones"
+            )
+        ]
+    )
     model.compile("sgd", losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
     assert model.evaluate(x, y)[1] == 0.5  # threshold 0: both predicted 1
     model.compile("sgd", losses.BinaryCrossentropy(), metrics=["accuracy"])
     assert model.evaluate(x, y)[1] == 0.0  # threshold 0.5: 0.3 -> 0 (label 1), 0.7 -> 1 (label 0)
 
-    three = Sequential([layers.Dense(3, use_bias=False, input_shape=(3,), dtype="float64",
-                                     kernel_initializer="identity")])
+    three = Sequential(
+        [
+            layers.Dense(
+                3, use_bias=False, input_shape=(3,), dtype="float64", kernel_initializer="identity"
+            )
+        ]
+    )
     scores = np.array([[0.1, 0.8, 0.1], [0.6, 0.3, 0.1]])
     three.compile("sgd", "sparse_categorical_crossentropy", metrics=["acc"])
     assert three.evaluate(scores, np.array([1, 2]), return_dict=True)["acc"] == 0.5
@@ -316,7 +369,8 @@ def test_callable_loss_and_metric():
     model.compile("sgd", squared_logit_sum, metrics=[always_one])
     logits = model.predict(x)
     assert model.evaluate(x, y, return_dict=True) == pytest.approx(
-        {"loss": np.mean(logits**2), "always_one": 1.0})
+        {"loss": np.mean(logits**2), "always_one": 1.0}
+    )
 
 
 def test_frozen_model_is_not_updated():
@@ -347,7 +401,9 @@ def test_save_and_load_weights(tmp_path):
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)
     wrong = Sequential([layers.Dense(5, input_shape=(2,))])
-    with pytest.raises(ValueError, match=r"'0.kernel' has shape \(2, 4\) \(expected shape \(2, 5\)\)"):
+    with pytest.raises(
+        ValueError, match=r"'0.kernel' has shape \(2, 4\) \(expected shape \(2, 5\)\)"
+    ):
         wrong.load_weights(path)
     with pytest.raises(ValueError, match=r"filepath must end in .npz; received filepath='w.h5'"):
         model.save_weights("w.h5")
@@ -355,10 +411,13 @@ def test_save_and_load_weights(tmp_path):
 
 # -- output --------------------------------------------------------------------------------
 
+
 def test_progress_bar_verbose_1_and_silent_0(capsys):
     x, y = blobs(8)
     model = mlp()
-    model.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        "adam", losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     model.fit(x, y, epochs=2, batch_size=4, verbose=1)
     captured = capsys.readouterr()
     assert "Epoch 1/2" in captured.err and "Epoch 2/2" in captured.err
@@ -372,6 +431,7 @@ def test_progress_bar_verbose_1_and_silent_0(capsys):
 
 
 # -- errors -------------------------------------------------------------------------------
+
 
 def test_fit_before_compile():
     with pytest.raises(ValueError, match="must be compiled before fit"):
@@ -393,7 +453,9 @@ def test_fit_data_errors():
         model.fit(np.zeros((3, 2)), np.zeros(3), validation_split=1.5)
     with pytest.raises(ValueError, match=r"validation_split=0.9 leaves no training"):
         model.fit(np.zeros((3, 2)), np.zeros(3), validation_split=0.9, verbose=0)
-    with pytest.raises(ValueError, match=r"batch_size must be an integer >= 1; received batch_size=0"):
+    with pytest.raises(
+        ValueError, match=r"batch_size must be an integer >= 1; received batch_size=0"
+    ):
         model.fit(np.zeros((3, 2)), np.zeros(3), batch_size=0)
     with pytest.raises(TypeError, match=r"epochs=2.5"):
         model.fit(np.zeros((3, 2)), np.zeros(3), epochs=2.5)

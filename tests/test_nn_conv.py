@@ -78,23 +78,38 @@ GRID = [
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("channel_config, kernel_size, strides, dilation_rate, padding", GRID)
-def test_grid_matches_reference(channel_config, kernel_size, strides, dilation_rate, padding,
-                                data_format, dtype):
+def test_grid_matches_reference(
+    channel_config, kernel_size, strides, dilation_rate, padding, data_format, dtype
+):
     rng = np.random.default_rng(abs(hash((channel_config, kernel_size, str(padding)))) % 2**32)
     channels, groups, filters = channel_config
     x = rng.standard_normal(input_shape((2,), 9, 11, channels, data_format)).astype(dtype)
     kernel = rng.standard_normal((*kernel_size, channels // groups, filters)).astype(dtype)
     bias = rng.standard_normal(filters).astype(dtype)
-    check_against_reference(rng, x, kernel, bias, np.dtype(dtype), strides=strides,
-                            padding=padding, data_format=data_format,
-                            dilation_rate=dilation_rate, groups=groups)
+    check_against_reference(
+        rng,
+        x,
+        kernel,
+        bias,
+        np.dtype(dtype),
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        dilation_rate=dilation_rate,
+        groups=groups,
+    )
 
 
 # --------------------------------------------------------------------------- hypothesis
 
 DTYPES = {
-    "float64": np.float64, "float32": np.float32, "float16": np.float16,
-    "int32": np.int32, "int64": np.int64, "uint8": np.uint8, "bool": np.bool_,
+    "float64": np.float64,
+    "float32": np.float32,
+    "float16": np.float16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "bool": np.bool_,
 }
 
 
@@ -144,8 +159,9 @@ def conv_problems(draw):
     dilation_rate = 1
     if strides == 1:
         dilation_rate = draw(st.sampled_from([1, 2, (1, 3), (2, 1)]))
-    padding = draw(st.sampled_from(
-        ["valid", "same", "SAME", "Valid", 0, 1, (2, 0), ((0, 2), (1, 0))]))
+    padding = draw(
+        st.sampled_from(["valid", "same", "SAME", "Valid", 0, 1, (2, 0), ((0, 2), (1, 0))])
+    )
     batch_shape = tuple(draw(st.lists(st.integers(0, 3), min_size=1, max_size=3)))
     height, width = draw(st.integers(1, 9)), draw(st.integers(1, 9))
     floats = st.sampled_from(["float64", "float32", "float16"])
@@ -154,8 +170,13 @@ def conv_problems(draw):
     grad_dtype = draw(floats)
     layouts = ["contiguous", "fortran", "strided", "negative", "readonly"]
     return dict(
-        options=dict(strides=strides, padding=padding, data_format=data_format,
-                     dilation_rate=dilation_rate, groups=groups),
+        options=dict(
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            groups=groups,
+        ),
         x_shape=input_shape(batch_shape, height, width, channels, data_format),
         kernel_shape=(*kernel_size, channels // groups, filters),
         dtypes=(x_dtype, kernel_dtype, grad_dtype),
@@ -200,8 +221,9 @@ def test_random_configurations_match_reference(problem):
     assert_close(out, expected, out_dtype)
 
     grad_output = rng.standard_normal(out.shape).astype(grad_dtype)
-    grad_dtype_expected = np.result_type(natural_dtype(x_dtype), natural_dtype(kernel_dtype),
-                                         np.dtype(grad_dtype))
+    grad_dtype_expected = np.result_type(
+        natural_dtype(x_dtype), natural_dtype(kernel_dtype), np.dtype(grad_dtype)
+    )
     grads = nn.conv2d_grads(x, kernel, grad_output, **options)
     expected_grads = conv2d_grads_reference(x, kernel, grad_output, **options)
     for grad, expected_grad in zip(grads, expected_grads):
@@ -228,9 +250,17 @@ def test_extended_batch_shape_from_the_spec():
     assert_close(out[2, 5], conv2d_reference(x[2, 5:6], kernel)[0], np.float64)
 
 
-@pytest.mark.parametrize("size, kernel_size, stride, pad_top", [
-    (6, 3, 2, 0), (224, 7, 2, 2), (5, 2, 1, 0), (7, 4, 3, 1), (8, 4, 2, 1), (9, 1, 4, 0),
-])
+@pytest.mark.parametrize(
+    "size, kernel_size, stride, pad_top",
+    [
+        (6, 3, 2, 0),
+        (224, 7, 2, 2),
+        (5, 2, 1, 0),
+        (7, 4, 3, 1),
+        (8, 4, 2, 1),
+        (9, 1, 4, 0),
+    ],
+)
 @pytest.mark.parametrize("tap", ["first", "last"])
 def test_same_padding_puts_the_smaller_half_on_top(size, kernel_size, stride, pad_top, tap):
     # A kernel that is 1 at a single tap copies one input row per output row:
@@ -264,12 +294,15 @@ def test_stride_two_same_even_kernel_gradients_by_finite_differences(kernel_size
     assert_gradients_close(objective, [x, kernel, bias], list(grads), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("options", [
-    dict(dilation_rate=(2, 1), padding="same", groups=2),
-    dict(strides=(1, 2), padding=((1, 0), (2, 1)), groups=4, data_format="channels_first"),
-    dict(strides=3, padding="valid"),
-    dict(dilation_rate=2, padding="same", groups=4),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(dilation_rate=(2, 1), padding="same", groups=2),
+        dict(strides=(1, 2), padding=((1, 0), (2, 1)), groups=4, data_format="channels_first"),
+        dict(strides=3, padding="valid"),
+        dict(dilation_rate=2, padding="same", groups=4),
+    ],
+)
 def test_gradients_by_finite_differences(options):
     rng = np.random.default_rng(11)
     data_format = options.get("data_format", "channels_last")
@@ -286,8 +319,12 @@ def test_gradients_by_finite_differences(options):
     assert_gradients_close(objective, [x, kernel, bias], list(grads), rtol=1e-6, atol=1e-7)
     # The reference's own backward agrees with finite differences too.
     assert_gradients_close(
-        objective, [x, kernel, bias],
-        list(conv2d_grads_reference(x, kernel, grad_output, **options)), rtol=1e-6, atol=1e-7)
+        objective,
+        [x, kernel, bias],
+        list(conv2d_grads_reference(x, kernel, grad_output, **options)),
+        rtol=1e-6,
+        atol=1e-7,
+    )
 
 
 def test_parallel_builds_match_reference(monkeypatch):
@@ -298,8 +335,9 @@ def test_parallel_builds_match_reference(monkeypatch):
     kernel = rng.standard_normal((3, 3, 4, 16)).astype(np.float32)
     bias = rng.standard_normal(16).astype(np.float32)
     assert runtime.use_parallel(24 * 9 * 8 * 9 * 4 * 16)
-    check_against_reference(rng, x, kernel, bias, np.dtype(np.float32), strides=2,
-                            padding="same", groups=2)
+    check_against_reference(
+        rng, x, kernel, bias, np.dtype(np.float32), strides=2, padding="same", groups=2
+    )
 
 
 @pytest.mark.parametrize("depthwise", [False, True])
@@ -319,11 +357,13 @@ def test_serial_and_parallel_builds_are_bit_identical(dtype, depthwise):
         out = np.empty((3, 6, 5, filters), dtype=dtype)
         getattr(conv_kernels, prefix + "_forward" + suffix)(x, kernel, bias, out, *scalars)
         grad_x = np.empty_like(x)
-        getattr(conv_kernels, prefix + "_grad_input" + suffix)(grad_output, kernel, grad_x,
-                                                                *scalars)
+        getattr(conv_kernels, prefix + "_grad_input" + suffix)(
+            grad_output, kernel, grad_x, *scalars
+        )
         grad_kernel = np.empty_like(kernel)
-        getattr(conv_kernels, prefix + "_grad_kernel" + suffix)(x, grad_output, grad_kernel,
-                                                                 *scalars)
+        getattr(conv_kernels, prefix + "_grad_kernel" + suffix)(
+            x, grad_output, grad_kernel, *scalars
+        )
         grad_bias = np.empty_like(bias)
         getattr(conv_kernels, "conv2d_grad_bias" + suffix)(grad_output, grad_bias)
         results.append((out, grad_x, grad_kernel, grad_bias))
@@ -344,9 +384,18 @@ def test_pure_python_kernel_path_matches_compiled_one():
     np.testing.assert_allclose(interpreted, compiled, rtol=1e-14)
 
 
-@pytest.mark.parametrize("wrt", [
-    (), ("input",), ("kernel",), ("bias",), ("input", "bias"), ("kernel", "input"), "kernel",
-])
+@pytest.mark.parametrize(
+    "wrt",
+    [
+        (),
+        ("input",),
+        ("kernel",),
+        ("bias",),
+        ("input", "bias"),
+        ("kernel", "input"),
+        "kernel",
+    ],
+)
 def test_wrt_subsets_compute_only_what_is_asked(wrt, monkeypatch):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 6, 6, 3))
@@ -363,8 +412,11 @@ def test_wrt_subsets_compute_only_what_is_asked(wrt, monkeypatch):
     monkeypatch.setattr(runtime, "run", recording_run)
     grads = nn.conv2d_grads(x, kernel, grad_output, wrt=wrt)
     wanted = {wrt} if isinstance(wrt, str) else set(wrt)
-    kernel_names = {"input": "conv2d_grad_input_serial", "kernel": "conv2d_grad_kernel_serial",
-                    "bias": "conv2d_grad_bias_serial"}
+    kernel_names = {
+        "input": "conv2d_grad_input_serial",
+        "kernel": "conv2d_grad_kernel_serial",
+        "bias": "conv2d_grad_bias_serial",
+    }
     assert sorted(launched) == sorted(kernel_names[name] for name in wanted)
     for name, grad, full_grad in zip(("input", "kernel", "bias"), grads, full):
         if name in wanted:
@@ -382,7 +434,8 @@ def test_zero_size_batch(batch_shape, data_format):
     expected_shape = input_shape(batch_shape, 3, 3, 6, data_format)
     assert out.shape == expected_shape and out.dtype == np.float64
     grad_input, grad_kernel, grad_bias = nn.conv2d_grads(
-        x, kernel, np.ones(expected_shape, dtype=np.float32), data_format=data_format, groups=2)
+        x, kernel, np.ones(expected_shape, dtype=np.float32), data_format=data_format, groups=2
+    )
     assert grad_input.shape == x.shape
     np.testing.assert_array_equal(grad_kernel, np.zeros((3, 2, 2, 6)))
     np.testing.assert_array_equal(grad_bias, np.zeros(6))
@@ -424,12 +477,18 @@ def test_float16_is_computed_in_float32_and_returned_as_float16():
     assert np.all(np.abs(out.astype(np.float64) - expected.astype(np.float64)) <= ulp)
 
 
-@pytest.mark.parametrize("x_dtype, kernel_dtype, expected", [
-    (np.int64, np.float64, np.float64), (np.int32, np.int32, np.float32),
-    (np.bool_, np.float16, np.float32), (np.float16, np.float64, np.float64),
-    (np.float32, np.float64, np.float64), (np.uint8, np.float16, np.float32),
-    (np.float16, np.float16, np.float16),
-])
+@pytest.mark.parametrize(
+    "x_dtype, kernel_dtype, expected",
+    [
+        (np.int64, np.float64, np.float64),
+        (np.int32, np.int32, np.float32),
+        (np.bool_, np.float16, np.float32),
+        (np.float16, np.float64, np.float64),
+        (np.float32, np.float64, np.float64),
+        (np.uint8, np.float16, np.float32),
+        (np.float16, np.float16, np.float16),
+    ],
+)
 def test_result_dtypes_follow_promotion(x_dtype, kernel_dtype, expected):
     x = np.ones((1, 3, 3, 2), dtype=x_dtype)
     kernel = np.ones((2, 2, 2, 1), dtype=kernel_dtype)

@@ -63,7 +63,9 @@ def test_adam_hand_steps(amsgrad):
         v_max = np.maximum(v_max, v)
         m_hat = m / (1 - b1**t)
         # Keras's epsilon is "epsilon hat": added to sqrt(v) before the bias correction of v.
-        denominator = np.sqrt(v_max if amsgrad else v) / math.sqrt(1 - b2**t) + eps / math.sqrt(1 - b2**t)
+        denominator = np.sqrt(v_max if amsgrad else v) / math.sqrt(1 - b2**t) + eps / math.sqrt(
+            1 - b2**t
+        )
         w = w - lr * m_hat / denominator
         np.testing.assert_allclose(got, w, rtol=1e-12)
     # First step of Adam moves each weight by lr * sign(g) (up to epsilon).
@@ -81,7 +83,9 @@ def test_amsgrad_differs_once_velocity_shrinks():
 @pytest.mark.parametrize("momentum", [0.0, 0.5])
 def test_rmsprop_hand_steps(centered, momentum):
     lr, rho, eps = 0.01, 0.9, 1e-7
-    history = run(optimizers.RMSprop(learning_rate=lr, rho=rho, momentum=momentum, centered=centered))
+    history = run(
+        optimizers.RMSprop(learning_rate=lr, rho=rho, momentum=momentum, centered=centered)
+    )
     w, ms, mean_grad, buffer = START.copy(), np.zeros(2), np.zeros(2), np.zeros(2)
     for grad, got in zip(GRADS, history):
         ms = rho * ms + (1 - rho) * grad**2
@@ -139,7 +143,11 @@ def test_frozen_variables_and_none_gradients_skipped():
 
 def test_training_reduces_a_quadratic():
     target = np.array([3.0, -1.0])
-    for optimizer in (optimizers.SGD(0.1, momentum=0.9), optimizers.Adam(0.1), optimizers.RMSprop(0.05)):
+    for optimizer in (
+        optimizers.SGD(0.1, momentum=0.9),
+        optimizers.Adam(0.1),
+        optimizers.RMSprop(0.05),
+    ):
         variable = Variable(np.zeros(2))
         for _ in range(300):
             with GradientTape() as tape:
@@ -150,9 +158,11 @@ def test_training_reduces_a_quadratic():
 
 
 def test_get_config_round_trip():
-    for optimizer in (optimizers.SGD(0.2, momentum=0.3, nesterov=True),
-                      optimizers.Adam(0.01, beta_1=0.8, amsgrad=True),
-                      optimizers.RMSprop(0.02, rho=0.5, momentum=0.1, centered=True)):
+    for optimizer in (
+        optimizers.SGD(0.2, momentum=0.3, nesterov=True),
+        optimizers.Adam(0.01, beta_1=0.8, amsgrad=True),
+        optimizers.RMSprop(0.02, rho=0.5, momentum=0.1, centered=True),
+    ):
         config = optimizer.get_config()
         clone = type(optimizer).from_config(config)
         assert clone.get_config() == config
@@ -160,8 +170,15 @@ def test_get_config_round_trip():
         assert type(restored) is type(optimizer) and restored.get_config() == config
 
 
-@pytest.mark.parametrize("name, cls", [("sgd", optimizers.SGD), ("adam", optimizers.Adam),
-                                       ("Adam", optimizers.Adam), ("rmsprop", optimizers.RMSprop)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("sgd", optimizers.SGD),
+        ("adam", optimizers.Adam),
+        ("Adam", optimizers.Adam),
+        ("rmsprop", optimizers.RMSprop),
+    ],
+)
 def test_get(name, cls):
     optimizer = optimizers.get(name)
     assert isinstance(optimizer, cls)
@@ -169,36 +186,59 @@ def test_get(name, cls):
 
 
 def test_default_hyperparameters_match_keras():
-    assert optimizers.SGD().get_config() == {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0,
-                                             "nesterov": False}
-    assert optimizers.Adam().get_config() == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9,
-                                              "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
-    assert optimizers.RMSprop().get_config() == {"name": "rmsprop", "learning_rate": 0.001, "rho": 0.9,
-                                                 "momentum": 0.0, "epsilon": 1e-7, "centered": False}
+    assert optimizers.SGD().get_config() == {
+        "name": "sgd",
+        "learning_rate": 0.01,
+        "momentum": 0.0,
+        "nesterov": False,
+    }
+    assert optimizers.Adam().get_config() == {
+        "name": "adam",
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+        "amsgrad": False,
+    }
+    assert optimizers.RMSprop().get_config() == {
+        "name": "rmsprop",
+        "learning_rate": 0.001,
+        "rho": 0.9,
+        "momentum": 0.0,
+        "epsilon": 1e-7,
+        "centered": False,
+    }
 
 
 # -- errors ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"learning_rate": 0.0}, r"learning_rate=0.0"),
-    ({"learning_rate": -1}, r"learning_rate=-1.0"),
-    ({"learning_rate": float("nan")}, r"learning_rate=nan"),
-    ({"learning_rate": float("inf")}, r"learning_rate=inf"),
-    ({"momentum": 1.5}, r"momentum must be in \[0.0, 1.0\]; received momentum=1.5"),
-    ({"momentum": -0.1}, r"momentum=-0.1"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"learning_rate": 0.0}, r"learning_rate=0.0"),
+        ({"learning_rate": -1}, r"learning_rate=-1.0"),
+        ({"learning_rate": float("nan")}, r"learning_rate=nan"),
+        ({"learning_rate": float("inf")}, r"learning_rate=inf"),
+        ({"momentum": 1.5}, r"momentum must be in \[0.0, 1.0\]; received momentum=1.5"),
+        ({"momentum": -0.1}, r"momentum=-0.1"),
+    ],
+)
 def test_sgd_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         optimizers.SGD(**kwargs)
 
 
-@pytest.mark.parametrize("cls, kwargs, match", [
-    (optimizers.Adam, {"beta_1": 1.0}, r"beta_1=1.0"),
-    (optimizers.Adam, {"beta_2": -0.5}, r"beta_2=-0.5"),
-    (optimizers.Adam, {"epsilon": -1e-7}, r"epsilon=-1e-07"),
-    (optimizers.RMSprop, {"rho": 2.0}, r"rho=2.0"),
-    (optimizers.RMSprop, {"momentum": float("nan")}, r"momentum=nan"),
-])
+@pytest.mark.parametrize(
+    "cls, kwargs, match",
+    [
+        (optimizers.Adam, {"beta_1": 1.0}, r"beta_1=1.0"),
+        (optimizers.Adam, {"beta_2": -0.5}, r"beta_2=-0.5"),
+        (optimizers.Adam, {"epsilon": -1e-7}, r"epsilon=-1e-07"),
+        (optimizers.RMSprop, {"rho": 2.0}, r"rho=2.0"),
+        (optimizers.RMSprop, {"momentum": float("nan")}, r"momentum=nan"),
+    ],
+)
 def test_bad_hyperparameters(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
@@ -218,7 +258,9 @@ def test_bad_types():
 
 def test_gradient_shape_mismatch_names_variable_and_shapes():
     variable = Variable(np.zeros((2, 3)), name="kernel")
-    with pytest.raises(ValueError, match=r"'kernel' has shape \(3, 2\).*variable has shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"'kernel' has shape \(3, 2\).*variable has shape \(2, 3\)"
+    ):
         optimizers.SGD().apply_gradients([(np.zeros((3, 2)), variable)])
     np.testing.assert_array_equal(variable.numpy(), np.zeros((2, 3)))
 

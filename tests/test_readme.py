@@ -13,7 +13,9 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), 
 
 def claimed_outputs(block):
     """The ``# (4, 26, 26, 2)``-style comments after print calls, in order."""
-    return [comment.strip() for comment in re.findall(r"^print\(.*\)[ \t]*#[ \t]*(.+)$", block, re.M)]
+    return [
+        comment.strip() for comment in re.findall(r"^print\(.*\)[ \t]*#[ \t]*(.+)$", block, re.M)
+    ]
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
