@@ -374,16 +374,17 @@ class Sequential:
         return text
 
     # -- training -----------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=("accuracy",)):
         """Set the optimizer, the loss and the metrics used by fit / evaluate.
 
         Parameters
         ----------
         optimizer : str or Optimizer
         loss : str, Loss or callable ``fn(y_true, y_pred)``
-        metrics : list of str or callables, optional
+        metrics : list of str or callables, default ``["accuracy"]``
             "accuracy" picks sparse categorical, binary or categorical
             accuracy from the loss (then from the shapes), as Keras does.
+            Pass ``[]`` (or None) for the loss alone.
 
         Raises
         ------

@@ -198,11 +198,21 @@ def test_evaluate_equals_loss_computed_by_hand():
         {"loss": loss, "accuracy": accuracy}
     )
     mse_model = mlp(seed=7)
-    mse_model.compile("sgd", "mse")
+    mse_model.compile("sgd", "mse", metrics=[])  # no metrics: evaluate returns the loss alone
     onehot = np.eye(2)[y]
     assert mse_model.evaluate(x, onehot, batch_size=4) == pytest.approx(
         np.mean((logits - onehot) ** 2)
     )
+
+
+def test_compile_reports_accuracy_unless_told_otherwise():
+    x, y = blobs(12, seed=2)
+    model = mlp(seed=3)
+    model.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert sorted(history.history) == ["accuracy", "loss"]
+    expected = np.mean(np.argmax(model.predict(x), axis=1) == y)
+    assert model.evaluate(x, y)[1] == pytest.approx(expected)
 
 
 def test_regularization_losses_included_in_training_loss_and_gradient():
@@ -221,7 +231,7 @@ def test_regularization_losses_included_in_training_loss_and_gradient():
         ]
     )
     model.set_weights([kernel])
-    model.compile(optimizers.SGD(0.5), "mse")
+    model.compile(optimizers.SGD(0.5), "mse", metrics=[])
     residual = x @ kernel - y
     expected_loss = np.mean(residual**2) + 0.1 * np.sum(kernel**2)
     assert len(model.losses) == 1
