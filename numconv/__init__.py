@@ -10,8 +10,9 @@ __version__ = "0.1.0"
 
 # Submodules reachable as attributes: numconv.nn, numconv.layers, ...
 _SUBMODULES = (
-    "activations", "autograd", "compat", "config", "constraints", "initializers", "kernels",
-    "layers", "losses", "models", "nn", "ops", "optimizers", "regularizers", "runtime",
+    "activations", "autograd", "callbacks", "compat", "config", "constraints", "initializers",
+    "kernels", "layers", "losses", "metrics", "models", "nn", "ops", "optimizers",
+    "regularizers", "runtime",
 )
 
 # Top-level names -> the module that defines them.
