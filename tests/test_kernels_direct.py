@@ -28,6 +28,9 @@ CASES = [
     (1, 10, 12, 12, 3, 12, (3, 3), 1, 2, "same"),    # groups of 4 x 4, dilated
     (3, 6, 7, 8, 2, 12, (2, 3), 1, 1, "valid"),      # 4 channels, 6 filters per group; bands
                                                      # of rows cross images (5 rows each)
+    (2, 9, 11, 16, 4, 16, (3, 3), 1, 1, "same"),     # groups of 4 x 4 by pixels, 3 taps a pass
+    (5, 6, 9, 32, 4, 20, (3, 3), 1, 1, "valid"),     # 8 channels, 5 filters per group by pixels
+    (3, 3, 200, 48, 12, 84, (3, 3), 1, 1, "same"),   # by pixels, one image per tile
     (2, 10, 9, 24, 24, 24, (3, 3), 1, 1, "same"),    # depthwise, multiplier 1
     (2, 10, 9, 6, 6, 12, (3, 3), 2, 1, "same"),      # depthwise, multiplier 2
     (1, 7, 15, 16, 16, 16, (5, 3), 1, (1, 2), "valid"),  # depthwise, dilated width
@@ -110,6 +113,28 @@ def test_cases_cover_the_paths_vectorised_across_groups():
         assert any(case[7] > 1 for case in cases)
         assert any(_geometry(case)[1][2] > 1 for case in cases)
     assert len(forward) < len(grouped)  # the per-group loops are still exercised
+
+
+def test_cases_cover_the_forward_paths_vectorised_over_pixels():
+    def by_pixels(case):
+        x = np.empty(case[:4])
+        kernel = np.empty((case[6][0], case[6][1], case[3] // case[4], case[5]))
+        (out_h, out_w), scalars, _ = _geometry(case)
+        out = np.empty((case[0], out_h, out_w, case[5]))
+        stride, dilation_h, dilation_w = scalars[0], scalars[2], scalars[3]
+        if not conv_kernels._by_pixels(x, kernel, out, stride, stride, dilation_h, dilation_w):
+            return None
+        return conv_kernels._padded_geometry(kernel, out, stride, dilation_h, dilation_w)
+
+    grouped = [case for case in CASES if 1 < case[4] < case[3]]
+    covered = [case for case in grouped if by_pixels(case) is not None]
+    three_taps = [case for case in covered
+                  if case[6][1] == 3 and case[8] == 1 and (case[3] // case[4]) % 4 == 0]
+    assert len(three_taps) >= 2
+    assert any(case[8] != 1 for case in covered)  # dilation: one pass per tap
+    assert any((case[3] // case[4]) % 4 != 0 for case in covered)  # channels left over
+    assert any(by_pixels(case)[2] < case[0] for case in covered)  # several tiles per row
+    assert len(covered) < len(grouped)  # stride 2 keeps the by-channels loops
 
 
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7], CASES[10]])

@@ -373,6 +373,130 @@ def _forward_row_by_channels(x, weights_c, bias, out, n, oh, stride_h, stride_w,
                 out_pixel[g * group_filters + j] = totals[g] + bias[g * group_filters + j]
 
 
+# Few filters per group and unit horizontal stride: vectorised over output pixels.
+# The input is first copied zero-padded and transposed to (rows, C, N, cols), so for
+# one output row, the pixels of a chunk of images lie at one stride (cols) in a
+# contiguous segment of each (input row, channel): every tap of a filter is one long
+# vector loop (four channels per pass) over that segment, whose lanes between the
+# images (cols - out_w per image) are computed and dropped.  Padding is arithmetic on
+# written zeros, as in the padded definition of the convolution (0 * inf gives nan
+# there, as in nn.conv2d).
+# Above this many elements of the padded copy, the by-channels loops are used.
+PADDED_COPY_ELEMENTS = 1 << 24
+# Bound on the elements of a tile's accumulators (filters x lanes): L2-resident.
+PIXEL_TILE_ELEMENTS = 1 << 15
+
+
+@jit.kernel()
+def _padded_geometry(weights, out, stride_h, dilation_h, dilation_w):
+    """(rows, cols, images per tile) of the transposed padded input copy (shape-only)."""
+    out_h, out_w, filters = out.shape[1], out.shape[2], out.shape[3]
+    rows = (out_h - 1) * stride_h + (weights.shape[0] - 1) * dilation_h + 1
+    cols = out_w + (weights.shape[1] - 1) * dilation_w
+    images = max(1, min(out.shape[0], PIXEL_TILE_ELEMENTS // (filters * cols)))
+    return rows, cols, images
+
+
+@jit.kernel()
+def _by_pixels(x, weights, out, stride_w, stride_h, dilation_h, dilation_w):
+    """Whether the forward pass is vectorised over output pixels (shape-only)."""
+    if stride_w != 1 or not _few_group_filters(weights, x.shape[3]):
+        return False
+    rows, cols, _ = _padded_geometry(weights, out, stride_h, dilation_h, dilation_w)
+    return x.shape[0] * rows * cols * x.shape[3] <= PADDED_COPY_ELEMENTS
+
+
+@jit.kernel()
+def _pad_transposed_row(x, padded, row, pad_top, pad_left):
+    """padded[row, c, n, q] = x[n, row - pad_top, q - pad_left, c], zero outside the image."""
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    cols = padded.shape[3]
+    target = padded[row]
+    ih = row - pad_top
+    target[:, :, :] = 0.0
+    if ih < 0 or ih >= height:
+        return
+    iw_first = max(0, -pad_left)
+    iw_stop = min(width, cols - pad_left)
+    for n in range(x.shape[0]):
+        source = x[n, ih]
+        for iw in range(iw_first, iw_stop):
+            pixel = source[iw]
+            q = iw + pad_left
+            for c in range(channels):
+                target[c, n, q] = pixel[c]
+
+
+@jit.kernel()
+def _forward_rows_by_pixels(padded, weights, bias, out, oh, n0, images, stride_h,
+                            dilation_h, dilation_w):
+    """Output row oh of images [n0, n0 + images), vectorised over their pixels."""
+    kernel_h, kernel_w, group_channels, filters = weights.shape
+    channels, batch, cols = padded.shape[1], padded.shape[2], padded.shape[3]
+    groups = channels // group_channels
+    group_filters = filters // groups
+    out_w = out.shape[2]
+    # Lanes k of the segment starting at image n0; lane k reads k + kw * dilation_w.
+    lanes = images * cols - (kernel_w - 1) * dilation_w
+    acc = np.empty((filters, lanes), dtype=out.dtype)
+    row0 = oh * stride_h
+    planes = padded.reshape((padded.shape[0], channels, batch * cols))
+    start = n0 * cols
+    for f in range(filters):
+        channel0 = (f // group_filters) * group_channels
+        acc_f = acc[f]
+        acc_f[:] = 0.0
+        for kh in range(kernel_h):
+            plane = planes[row0 + kh * dilation_h]
+            if kernel_w == 3 and dilation_w == 1 and group_channels % 4 == 0:
+                # The three taps of a kernel row in one pass: twelve products per
+                # accumulator load and store (constant offsets: with a variable
+                # dilation LLVM leaves this loop scalar).
+                w_row = weights[kh]
+                for c in range(0, group_channels, 4):
+                    x0 = plane[channel0 + c, start:start + lanes + 2]
+                    x1 = plane[channel0 + c + 1, start:start + lanes + 2]
+                    x2 = plane[channel0 + c + 2, start:start + lanes + 2]
+                    x3 = plane[channel0 + c + 3, start:start + lanes + 2]
+                    w00, w01, w02 = w_row[0, c, f], w_row[1, c, f], w_row[2, c, f]
+                    w10, w11, w12 = w_row[0, c + 1, f], w_row[1, c + 1, f], w_row[2, c + 1, f]
+                    w20, w21, w22 = w_row[0, c + 2, f], w_row[1, c + 2, f], w_row[2, c + 2, f]
+                    w30, w31, w32 = w_row[0, c + 3, f], w_row[1, c + 3, f], w_row[2, c + 3, f]
+                    for k in range(lanes):
+                        acc_f[k] = acc_f[k] + x0[k] * w00 + x1[k] * w10 + x2[k] * w20 \
+                            + x3[k] * w30 + x0[k + 1] * w01 + x1[k + 1] * w11 \
+                            + x2[k + 1] * w21 + x3[k + 1] * w31 + x0[k + 2] * w02 \
+                            + x1[k + 2] * w12 + x2[k + 2] * w22 + x3[k + 2] * w32
+                continue
+            for kw in range(kernel_w):
+                q = start + kw * dilation_w
+                w_tap = weights[kh, kw]
+                c = 0
+                while c + 4 <= group_channels:
+                    x0 = plane[channel0 + c, q:q + lanes]
+                    x1 = plane[channel0 + c + 1, q:q + lanes]
+                    x2 = plane[channel0 + c + 2, q:q + lanes]
+                    x3 = plane[channel0 + c + 3, q:q + lanes]
+                    w0, w1 = w_tap[c, f], w_tap[c + 1, f]
+                    w2, w3 = w_tap[c + 2, f], w_tap[c + 3, f]
+                    for k in range(lanes):
+                        acc_f[k] = acc_f[k] + x0[k] * w0 + x1[k] * w1 + x2[k] * w2 \
+                            + x3[k] * w3
+                    c += 4
+                while c < group_channels:
+                    x0 = plane[channel0 + c, q:q + lanes]
+                    w0 = w_tap[c, f]
+                    for k in range(lanes):
+                        acc_f[k] = acc_f[k] + x0[k] * w0
+                    c += 1
+    for i in range(images):
+        for ow in range(out_w):
+            out_pixel = out[n0 + i, oh, ow]
+            k = i * cols + ow
+            for f in range(filters):
+                out_pixel[f] = acc[f, k] + bias[f]
+
+
 @jit.kernel()
 def _depthwise_forward_row(x, weights, bias, out, n, oh, stride_h, stride_w, dilation_h,
                            dilation_w, pad_top, pad_left):
@@ -445,6 +569,18 @@ def conv2d_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilatio
                    pad_top, pad_left):
     """Grouped 2-D cross-correlation plus bias, written into ``out`` (N, OH, OW, F)."""
     out_h = out.shape[1]
+    if _by_pixels(x, kernel, out, stride_w, stride_h, dilation_h, dilation_w):
+        rows, cols, images = _padded_geometry(kernel, out, stride_h, dilation_h, dilation_w)
+        padded = np.empty((rows, x.shape[3], x.shape[0], cols), dtype=x.dtype)
+        for row in prange(rows):
+            _pad_transposed_row(x, padded, row, pad_top, pad_left)
+        chunks = (x.shape[0] + images - 1) // images
+        for tile in prange(out_h * chunks):
+            n0 = (tile % chunks) * images
+            _forward_rows_by_pixels(padded, kernel, bias, out, tile // chunks, n0,
+                                    min(images, x.shape[0] - n0), stride_h, dilation_h,
+                                    dilation_w)
+        return
     if _few_group_filters(kernel, x.shape[3]):
         weights_c = _weights_by_channels(kernel, x.shape[3] // kernel.shape[2])
         for tile in prange(out.shape[0] * out_h):
@@ -462,6 +598,18 @@ def conv2d_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h, 
                           pad_top, pad_left):
     """Serial build of :func:`conv2d_forward`."""
     out_h = out.shape[1]
+    if _by_pixels(x, kernel, out, stride_w, stride_h, dilation_h, dilation_w):
+        rows, cols, images = _padded_geometry(kernel, out, stride_h, dilation_h, dilation_w)
+        padded = np.empty((rows, x.shape[3], x.shape[0], cols), dtype=x.dtype)
+        for row in range(rows):
+            _pad_transposed_row(x, padded, row, pad_top, pad_left)
+        chunks = (x.shape[0] + images - 1) // images
+        for tile in range(out_h * chunks):
+            n0 = (tile % chunks) * images
+            _forward_rows_by_pixels(padded, kernel, bias, out, tile // chunks, n0,
+                                    min(images, x.shape[0] - n0), stride_h, dilation_h,
+                                    dilation_w)
+        return
     if _few_group_filters(kernel, x.shape[3]):
         weights_c = _weights_by_channels(kernel, x.shape[3] // kernel.shape[2])
         for tile in range(out.shape[0] * out_h):
