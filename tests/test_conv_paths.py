@@ -6,6 +6,7 @@ and compared with the float64 reference, and the dispatch rules themselves are
 checked on the benchmark suite's shape classes.
 """
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -146,6 +147,11 @@ WINOGRAD_PROBLEMS = [
     ((1, 9, 13, 3), (3, 3, 3, 2), dict(padding=((5, 0), (1, 2)), dilation_rate=(2, 3))),
     ((2, 1, 7, 2), (3, 3, 2, 3), dict(padding="same", dilation_rate=(2, 1))),
     ((1, 12, 12, 2), (3, 3, 2, 2), dict(padding="valid", dilation_rate=4)),
+    # Sizes divisible by the dilation: all phases stacked into one batch.
+    ((2, 12, 10, 4), (3, 3, 4, 3), dict(padding="same", dilation_rate=2)),
+    ((1, 8, 9, 3), (3, 3, 3, 2), dict(padding="same", dilation_rate=(2, 3))),
+    # Same sizes, but the phases' paddings differ: one pass per phase.
+    ((2, 12, 10, 4), (3, 3, 4, 3), dict(padding=((1, 3), (1, 3)), dilation_rate=2)),
 ]
 
 
@@ -294,15 +300,18 @@ def test_nan_and_inf_propagate_through_blas(monkeypatch):
 
 @pytest.mark.parametrize("where", ["x", "kernel", "grad_output"])
 @pytest.mark.parametrize("dilation_rate", [1, 2])
-def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(monkeypatch, where, dilation_rate):
+@pytest.mark.parametrize("height", [9, 8])  # 8: dilated phases stacked into one batch
+def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(
+    monkeypatch, where, dilation_rate, height
+):
     # Winograd's transforms would spread an Inf or NaN to neighbouring outputs of
     # its tile; the path notices and falls back to im2col.
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
     force_paths(monkeypatch, "winograd", "flipped", "gemm")
     rng = np.random.default_rng(10)
-    x = rng.standard_normal((2, 9, 8, 3))
+    x = rng.standard_normal((2, height, 8, 3))
     kernel = rng.standard_normal((3, 3, 3, 4))
-    grad_output = rng.standard_normal((2, 9, 8, 4))
+    grad_output = rng.standard_normal((2, height, 8, 4))
     target = {"x": x, "kernel": kernel, "grad_output": grad_output}[where]
     target.flat[5] = np.inf
     target.flat[target.size // 2] = np.nan
@@ -316,6 +325,25 @@ def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(monkeypatch, wh
     for grad, expected_grad in zip(grads, expected_grads):
         np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
         np.testing.assert_array_equal(np.isinf(grad), np.isinf(expected_grad))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stacked_dilation_phases_do_not_depend_on_the_thread_count(monkeypatch, dtype):
+    # dilated2's shape class, smaller: the phases go through Winograd as one batch,
+    # in parallel builds, several chunks; one thread and two give the same bits.
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(nn_conv, "WINOGRAD_BUFFER_BYTES", 16 * 16 * 8 * 40)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 16, 16, 16)).astype(dtype)
+    kernel = rng.standard_normal((3, 3, 16, 16)).astype(dtype)
+    options = dict(padding="same", dilation_rate=2)
+    assert nn_conv.forward_path(geometry_of(x.shape, kernel.shape, **options)) == "winograd"
+    results = []
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        with runtime.num_threads(threads):
+            results.append(nn.conv2d(x, kernel, **options))
+    assert np.array_equal(results[0], results[1])
+    assert_close(results[0], conv2d_reference(x, kernel, **options), np.dtype(dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

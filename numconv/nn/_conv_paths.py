@@ -267,6 +267,10 @@ def winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, sin
     if dilation_h == dilation_w == 1:
         return _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded)
     batch, out_h, out_w, filters = out.shape
+    stacked = _stacked_phases(x, kernel, bias, out, dilation_rate, pad_top, pad_left,
+                              single_threaded)
+    if stacked is not None:
+        return stacked
     for a in range(min(dilation_h, out_h)):
         shift_h, phase_h = divmod(a - pad_top, dilation_h)
         for b in range(min(dilation_w, out_w)):
@@ -283,6 +287,50 @@ def winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, sin
             ):
                 return False
             out_view[...] = out_phase
+    return True
+
+
+def _stacked_phases(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
+    """All dh * dw phases of ``winograd_dilated`` as one batch, when they share a shape.
+
+    With sizes divisible by the dilation (dilated2: four 16x16 phases of a
+    32x32 image, all padded by 1), one Winograd pass over a batch of
+    ``dh * dw * N`` phase images replaces ``dh * dw`` passes of N images.
+    Returns None when the phases differ in shape or padding.
+    """
+    dilation_h, dilation_w = dilation_rate
+    batch, out_h, out_w, filters = out.shape
+    height, width = x.shape[1], x.shape[2]
+    if height % dilation_h or width % dilation_w or out_h % dilation_h or out_w % dilation_w:
+        return None
+    phases = []
+    for a in range(dilation_h):
+        shift_h, phase_h = divmod(a - pad_top, dilation_h)
+        for b in range(dilation_w):
+            shift_w, phase_w = divmod(b - pad_left, dilation_w)
+            phases.append((a, b, phase_h, phase_w, shift_h, shift_w))
+    if len({(shift_h, shift_w) for *_, shift_h, shift_w in phases}) != 1:
+        return None
+    shift_h, shift_w = phases[0][4], phases[0][5]
+    count = len(phases)
+    x_stack = allocate(
+        (count * batch, height // dilation_h, width // dilation_w, x.shape[3]),
+        x.dtype,
+        "conv2d dilation phases",
+    )
+    out_stack = allocate(
+        (count * batch, out_h // dilation_h, out_w // dilation_w, filters),
+        out.dtype,
+        "conv2d dilation phase outputs",
+    )
+    for i, (_, _, phase_h, phase_w, _, _) in enumerate(phases):
+        x_stack[i * batch : (i + 1) * batch] = x[:, phase_h::dilation_h, phase_w::dilation_w]
+    if not _winograd_forward(
+        x_stack, kernel, bias, out_stack, -shift_h, -shift_w, single_threaded
+    ):
+        return False
+    for i, (a, b, _, _, _, _) in enumerate(phases):
+        out[:, a::dilation_h, b::dilation_w] = out_stack[i * batch : (i + 1) * batch]
     return True
 
 
