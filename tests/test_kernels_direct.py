@@ -136,8 +136,21 @@ def test_cases_cover_the_forward_paths_vectorised_over_pixels():
     assert any(by_pixels(case)[2] < case[0] for case in covered)  # several tiles per row
     assert len(covered) < len(grouped)  # stride 2 keeps the by-channels loops
 
+    def grad_input_by_pixels(case):
+        kernel = np.zeros((case[6][0], case[6][1], case[3] // case[4], case[5]))
+        (out_h, out_w), scalars, _ = _geometry(case)
+        grad_output = np.empty((case[0], out_h, out_w, case[5]))
+        return conv_kernels._grad_input_by_pixels(grad_output, kernel, np.empty(case[:4]),
+                                                  *scalars[:4])
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7], CASES[10]])
+    flipped = [case for case in grouped if grad_input_by_pixels(case)]
+    assert len(flipped) >= 3
+    assert any(case[8] != 1 for case in flipped)
+    assert any(case[9] == "valid" for case in flipped)
+    assert len(flipped) < len(grouped)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7], CASES[10], CASES[13]])
 def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
     rng = np.random.default_rng(8)
     x, kernel, bias, grad_output = _arrays(case, np.float64, rng)
@@ -151,5 +164,22 @@ def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
     expected = (conv2d_reference(x, kernel, bias, **options),
                 *conv2d_grads_reference(x, kernel, grad_output, **options)[:2])
     for actual, wanted in zip((out, grad_input, grad_kernel), expected):
+        np.testing.assert_array_equal(np.isnan(actual), np.isnan(wanted))
+        np.testing.assert_array_equal(np.isinf(actual), np.isinf(wanted))
+
+
+@pytest.mark.parametrize("case", [CASES[10], CASES[11]])
+def test_inf_in_the_kernel_reaches_the_same_elements_as_in_the_reference(case):
+    # The by-pixels paths add products of written zeros: an infinite weight must
+    # give nan only where padded arithmetic does (forward) and nowhere else.
+    rng = np.random.default_rng(9)
+    x, kernel, bias, grad_output = _arrays(case, np.float64, rng)
+    kernel[0, 0, 0, 0] = np.inf
+    kernel[-1, -1, -1, -1] = -np.inf
+    options = _geometry(case)[2]
+    out, grad_input, _ = _run(case, np.float64, "_serial", x, kernel, bias, grad_output)
+    expected = (conv2d_reference(x, kernel, bias, **options),
+                conv2d_grads_reference(x, kernel, grad_output, **options)[0])
+    for actual, wanted in zip((out, grad_input), expected):
         np.testing.assert_array_equal(np.isnan(actual), np.isnan(wanted))
         np.testing.assert_array_equal(np.isinf(actual), np.isinf(wanted))

@@ -868,11 +868,73 @@ def _by_filters(weights, channels):
     return weights.shape[2] < FEW_GROUP_CHANNELS and weights.shape[3] >= FEW_GROUP_CHANNELS
 
 
+@jit.kernel()
+def _grad_input_by_pixels(grad_output, weights, grad_input, stride_h, stride_w, dilation_h,
+                          dilation_w):
+    """Whether the input gradient runs as a forward pass by pixels (shape, finite kernel).
+
+    With unit strides it is the convolution of the grad_output with the kernel flipped
+    and transposed (_flipped_kernel), over the grad_output padded by (KH-1)*dilation_h
+    - pad_top rows and (KW-1)*dilation_w - pad_left columns.  The padding is then
+    arithmetic on zeros, so it is used only when the kernel is finite (0 * inf there
+    would be nan where the gradient has no term).
+    """
+    kernel_h, kernel_w, group_channels, filters = weights.shape
+    channels = grad_input.shape[3]
+    groups = channels // group_channels
+    if stride_h != 1 or stride_w != 1 or groups == 1 or channels < FEW_GROUP_FILTERS:
+        return False
+    if group_channels >= FEW_GROUP_FILTERS or filters // groups >= FEW_GROUP_FILTERS:
+        return False
+    rows = grad_input.shape[1] + (kernel_h - 1) * dilation_h
+    cols = grad_input.shape[2] + (kernel_w - 1) * dilation_w
+    if grad_input.shape[0] * rows * cols * filters > PADDED_COPY_ELEMENTS:
+        return False
+    for value in weights.ravel():
+        if not np.isfinite(value):
+            return False
+    return True
+
+
+@jit.kernel()
+def _flipped_kernel(weights, groups):
+    """(KH, KW, F // groups, C): [kh, kw, j, g*Cg+c] = weights[KH-1-kh, KW-1-kw, c, g*Fg+j]."""
+    kernel_h, kernel_w, group_channels, filters = weights.shape
+    group_filters = filters // groups
+    flipped = np.empty((kernel_h, kernel_w, group_filters, groups * group_channels),
+                       dtype=weights.dtype)
+    for kh in range(kernel_h):
+        for kw in range(kernel_w):
+            for j in range(group_filters):
+                for g in range(groups):
+                    for c in range(group_channels):
+                        flipped[kh, kw, j, g * group_channels + c] = \
+                            weights[kernel_h - 1 - kh, kernel_w - 1 - kw, c, g * group_filters + j]
+    return flipped
+
+
 @jit.kernel(parallel=True)
 def conv2d_grad_input(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
                       dilation_w, pad_top, pad_left):
     """Gradient of the grouped convolution with respect to its input, into ``grad_input``."""
     height = grad_input.shape[1]
+    if _grad_input_by_pixels(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
+                             dilation_w):
+        weights_f = _flipped_kernel(kernel, grad_input.shape[3] // kernel.shape[2])
+        zeros = np.zeros(grad_input.shape[3], dtype=grad_input.dtype)
+        pad_h = (kernel.shape[0] - 1) * dilation_h - pad_top
+        pad_w = (kernel.shape[1] - 1) * dilation_w - pad_left
+        rows, cols, images = _padded_geometry(weights_f, grad_input, 1, dilation_h, dilation_w)
+        batch = grad_input.shape[0]
+        padded = np.empty((rows, grad_output.shape[3], batch, cols), dtype=grad_input.dtype)
+        for row in prange(rows):
+            _pad_transposed_row(grad_output, padded, row, pad_h, pad_w)
+        chunks = (batch + images - 1) // images
+        for tile in prange(height * chunks):
+            n0 = (tile % chunks) * images
+            _forward_rows_by_pixels(padded, weights_f, zeros, grad_input, tile // chunks, n0,
+                                    min(images, batch - n0), 1, dilation_h, dilation_w)
+        return
     if _by_filters(kernel, grad_input.shape[3]):
         for tile in prange(grad_input.shape[0] * height):
             _grad_input_row_by_filters(grad_output, kernel, grad_input, tile // height,
@@ -890,6 +952,23 @@ def conv2d_grad_input_serial(grad_output, kernel, grad_input, stride_h, stride_w
                              dilation_w, pad_top, pad_left):
     """Serial build of :func:`conv2d_grad_input`."""
     height = grad_input.shape[1]
+    if _grad_input_by_pixels(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
+                             dilation_w):
+        weights_f = _flipped_kernel(kernel, grad_input.shape[3] // kernel.shape[2])
+        zeros = np.zeros(grad_input.shape[3], dtype=grad_input.dtype)
+        pad_h = (kernel.shape[0] - 1) * dilation_h - pad_top
+        pad_w = (kernel.shape[1] - 1) * dilation_w - pad_left
+        rows, cols, images = _padded_geometry(weights_f, grad_input, 1, dilation_h, dilation_w)
+        batch = grad_input.shape[0]
+        padded = np.empty((rows, grad_output.shape[3], batch, cols), dtype=grad_input.dtype)
+        for row in range(rows):
+            _pad_transposed_row(grad_output, padded, row, pad_h, pad_w)
+        chunks = (batch + images - 1) // images
+        for tile in range(height * chunks):
+            n0 = (tile % chunks) * images
+            _forward_rows_by_pixels(padded, weights_f, zeros, grad_input, tile // chunks, n0,
+                                    min(images, batch - n0), 1, dilation_h, dilation_w)
+        return
     if _by_filters(kernel, grad_input.shape[3]):
         for tile in range(grad_input.shape[0] * height):
             _grad_input_row_by_filters(grad_output, kernel, grad_input, tile // height,
