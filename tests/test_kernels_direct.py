@@ -3,8 +3,10 @@
 The forward kernel takes four pixels at a time where their windows lie inside the
 image and one at a time at the borders; the input gradient has a filter-vectorised
 path for few channels per group; groups with few filters each are vectorised across
-all groups (forward and kernel gradient through expanded input rows); depthwise
-kernels with multiplier 1 add four taps per pass.  Each case is compared with
+all groups (forward and kernel gradient through expanded input rows); with a unit
+horizontal stride, the forward pass (and with unit strides the input gradient) of
+such groups is vectorised over output pixels of a zero-padded transposed copy;
+depthwise kernels with multiplier 1 add four taps per pass.  Each case is compared with
 tests/reference.py, and serial with parallel.
 """
 
@@ -183,3 +185,23 @@ def test_inf_in_the_kernel_reaches_the_same_elements_as_in_the_reference(case):
     for actual, wanted in zip((out, grad_input), expected):
         np.testing.assert_array_equal(np.isnan(actual), np.isnan(wanted))
         np.testing.assert_array_equal(np.isinf(actual), np.isinf(wanted))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_by_pixels_forward_with_a_vertical_stride_matches_the_reference(dtype):
+    # Strides (2, 1): rows are skipped, pixels of a row stay vectorised.
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((3, 10, 10, 16)).astype(dtype)
+    kernel = rng.standard_normal((3, 3, 4, 12)).astype(dtype)
+    bias = rng.standard_normal(12).astype(dtype)
+    pad_top, pad_bottom = same_padding_reference(10, 3, 2, 1)
+    out_h = (10 + pad_top + pad_bottom - 3) // 2 + 1
+    out = np.empty((3, out_h, 10, 12), dtype=dtype)
+    assert conv_kernels._by_pixels(x, kernel, out, 1, 2, 1, 1)
+    serial = np.empty_like(out)
+    conv_kernels.conv2d_forward(x, kernel, bias, out, 2, 1, 1, 1, pad_top, 1)
+    conv_kernels.conv2d_forward_serial(x, kernel, bias, serial, 2, 1, 1, 1, pad_top, 1)
+    assert np.array_equal(out, serial)
+    expected = conv2d_reference(x, kernel, bias, strides=(2, 1), padding="same", groups=4)
+    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(out, expected, **tolerance)
