@@ -124,34 +124,46 @@ def _rows_per_chunk(out_w, columns, itemsize, total_rows, filters, single_thread
     return int(max(1, min(rows, total_rows)))
 
 
+def _im2col_chunks(x, kernel_shape, out_h, out_w, scalars, single_threaded, per_image=False):
+    """Yield ``(row0, row1, cols)``: im2col of output rows ``[row0, row1)`` in a reused buffer.
+
+    Rows count over the whole batch (``n * out_h + oh``), in order.  With
+    ``per_image`` no chunk straddles two images.
+    """
+    kernel_h, kernel_w, channels, filters = kernel_shape
+    columns = kernel_h * kernel_w * channels
+    batch = x.shape[0]
+    span = out_h if per_image else batch * out_h
+    chunk = _rows_per_chunk(out_w, columns, x.itemsize, span, filters, single_threaded)
+    cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
+    for start in range(0, batch * out_h, span):
+        for row0 in range(start, start + span, chunk):
+            row1 = min(row0 + chunk, start + span)
+            _pack(
+                single_threaded,
+                gemm_kernels.im2col_serial,
+                gemm_kernels.im2col,
+                x,
+                cols,
+                row0,
+                row1,
+                out_h,
+                kernel_h,
+                kernel_w,
+                out_w,
+                *scalars,
+            )
+            yield row0, row1, cols[: (row1 - row0) * out_w]
+
+
 def gemm_forward(x, kernel, bias, out, out_h, out_w, scalars, single_threaded):
     """``out`` (N, OH, OW, F) = im2col(x) @ kernel + bias, chunk of output rows by chunk."""
-    kernel_h, kernel_w, channels, filters = kernel.shape
-    columns = kernel_h * kernel_w * channels
-    weights = kernel.reshape(columns, filters)
+    filters = kernel.shape[3]
+    weights = kernel.reshape(-1, filters)
     out_rows = out.reshape(-1, filters)
-    total_rows = out.shape[0] * out_h
-    chunk = _rows_per_chunk(out_w, columns, x.itemsize, total_rows, filters, single_threaded)
-    cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
-    for row0 in range(0, total_rows, chunk):
-        row1 = min(row0 + chunk, total_rows)
-        pixels = (row1 - row0) * out_w
-        _pack(
-            single_threaded,
-            gemm_kernels.im2col_serial,
-            gemm_kernels.im2col,
-            x,
-            cols,
-            row0,
-            row1,
-            out_h,
-            kernel_h,
-            kernel_w,
-            out_w,
-            *scalars,
-        )
+    for row0, row1, cols in _im2col_chunks(x, kernel.shape, out_h, out_w, scalars, single_threaded):
         target = out_rows[row0 * out_w : row1 * out_w]
-        np.matmul(cols[:pixels], weights, out=target)
+        np.matmul(cols, weights, out=target)
         if bias is not None:
             np.add(target, bias, out=target)
 
@@ -165,34 +177,15 @@ def gemm_forward_channels_first(
     block of pixel columns of one image's (F, OH * OW) plane directly, so the
     channels_first result needs no transpose.  Chunks never straddle images.
     """
-    kernel_h, kernel_w, channels, filters = kernel.shape
-    columns = kernel_h * kernel_w * channels
-    weights_t = kernel.reshape(columns, filters).T
-    chunk = _rows_per_chunk(out_w, columns, x.itemsize, out_h, filters, single_threaded)
-    cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
-    for n in range(out_planes.shape[0]):
-        for oh0 in range(0, out_h, chunk):
-            oh1 = min(oh0 + chunk, out_h)
-            pixels = (oh1 - oh0) * out_w
-            row0 = n * out_h + oh0
-            _pack(
-                single_threaded,
-                gemm_kernels.im2col_serial,
-                gemm_kernels.im2col,
-                x,
-                cols,
-                row0,
-                row0 + oh1 - oh0,
-                out_h,
-                kernel_h,
-                kernel_w,
-                out_w,
-                *scalars,
-            )
-            target = out_planes[n, :, oh0 * out_w : oh1 * out_w]
-            np.matmul(weights_t, cols[:pixels].T, out=target)
-            if bias is not None:
-                np.add(target, bias[:, None], out=target)
+    weights_t = kernel.reshape(-1, kernel.shape[3]).T
+    for row0, row1, cols in _im2col_chunks(
+        x, kernel.shape, out_h, out_w, scalars, single_threaded, per_image=True
+    ):
+        n, oh0 = divmod(row0, out_h)
+        target = out_planes[n, :, oh0 * out_w : (oh0 + row1 - row0) * out_w]
+        np.matmul(weights_t, cols.T, out=target)
+        if bias is not None:
+            np.add(target, bias[:, None], out=target)
 
 
 def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
@@ -267,8 +260,9 @@ def winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, sin
     if dilation_h == dilation_w == 1:
         return _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded)
     batch, out_h, out_w, filters = out.shape
-    stacked = _stacked_phases(x, kernel, bias, out, dilation_rate, pad_top, pad_left,
-                              single_threaded)
+    stacked = _stacked_phases(
+        x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded
+    )
     if stacked is not None:
         return stacked
     for a in range(min(dilation_h, out_h)):
@@ -325,9 +319,7 @@ def _stacked_phases(x, kernel, bias, out, dilation_rate, pad_top, pad_left, sing
     )
     for i, (_, _, phase_h, phase_w, _, _) in enumerate(phases):
         x_stack[i * batch : (i + 1) * batch] = x[:, phase_h::dilation_h, phase_w::dilation_w]
-    if not _winograd_forward(
-        x_stack, kernel, bias, out_stack, -shift_h, -shift_w, single_threaded
-    ):
+    if not _winograd_forward(x_stack, kernel, bias, out_stack, -shift_h, -shift_w, single_threaded):
         return False
     for i, (a, b, _, _, _, _) in enumerate(phases):
         out[:, a::dilation_h, b::dilation_w] = out_stack[i * batch : (i + 1) * batch]
@@ -336,35 +328,15 @@ def _stacked_phases(x, kernel, bias, out, dilation_rate, pad_top, pad_left, sing
 
 def gemm_grad_kernel(x, grad_output, grad_kernel, out_h, out_w, scalars, single_threaded):
     """grad_kernel = sum over chunks, in order, of im2col(x)^T @ grad_output."""
-    kernel_h, kernel_w, channels, filters = grad_kernel.shape
-    columns = kernel_h * kernel_w * channels
-    total = grad_kernel.reshape(columns, filters)
+    filters = grad_kernel.shape[3]
+    total = grad_kernel.reshape(-1, filters)
     grad_rows = grad_output.reshape(-1, filters)
-    total_rows = grad_output.shape[0] * out_h
-    chunk = _rows_per_chunk(out_w, columns, x.itemsize, total_rows, filters, single_threaded)
-    cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
-    partial = allocate((columns, filters), x.dtype, "conv2d kernel-gradient buffer")
-    for row0 in range(0, total_rows, chunk):
-        row1 = min(row0 + chunk, total_rows)
-        pixels = (row1 - row0) * out_w
-        _pack(
-            single_threaded,
-            gemm_kernels.im2col_serial,
-            gemm_kernels.im2col,
-            x,
-            cols,
-            row0,
-            row1,
-            out_h,
-            kernel_h,
-            kernel_w,
-            out_w,
-            *scalars,
-        )
+    partial = allocate(total.shape, x.dtype, "conv2d kernel-gradient buffer")
+    for row0, row1, cols in _im2col_chunks(
+        x, grad_kernel.shape, out_h, out_w, scalars, single_threaded
+    ):
         product = np.matmul(
-            cols[:pixels].T,
-            grad_rows[row0 * out_w : row1 * out_w],
-            out=total if row0 == 0 else partial,
+            cols.T, grad_rows[row0 * out_w : row1 * out_w], out=total if row0 == 0 else partial
         )
         if row0 != 0:
             np.add(total, product, out=total)
