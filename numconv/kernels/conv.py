@@ -565,21 +565,50 @@ def _depthwise_forward_row(x, weights, bias, out, n, oh, stride_h, stride_w, dil
 
 
 @jit.kernel(parallel=True)
+def _forward_by_pixels(x, weights, bias, out, stride_h, dilation_h, dilation_w, pad_top,
+                       pad_left):
+    """Forward pass vectorised over output pixels (see _forward_rows_by_pixels), in parallel.
+
+    Copies ``x`` zero-padded and transposed to (rows, C, N, cols), then computes
+    tiles of (output row, chunk of images).  Used by the forward pass and, with
+    the flipped kernel over grad_output, by the input gradient.
+    """
+    rows, cols, images = _padded_geometry(weights, out, stride_h, dilation_h, dilation_w)
+    batch = x.shape[0]
+    padded = np.empty((rows, x.shape[3], batch, cols), dtype=x.dtype)
+    for row in prange(rows):
+        _pad_transposed_row(x, padded, row, pad_top, pad_left)
+    chunks = (batch + images - 1) // images
+    for tile in prange(out.shape[1] * chunks):
+        n0 = (tile % chunks) * images
+        _forward_rows_by_pixels(padded, weights, bias, out, tile // chunks, n0,
+                                min(images, batch - n0), stride_h, dilation_h, dilation_w)
+
+
+@jit.kernel()
+def _forward_by_pixels_serial(x, weights, bias, out, stride_h, dilation_h, dilation_w, pad_top,
+                              pad_left):
+    """Serial build of :func:`_forward_by_pixels` (same tiles, same sums)."""
+    rows, cols, images = _padded_geometry(weights, out, stride_h, dilation_h, dilation_w)
+    batch = x.shape[0]
+    padded = np.empty((rows, x.shape[3], batch, cols), dtype=x.dtype)
+    for row in range(rows):
+        _pad_transposed_row(x, padded, row, pad_top, pad_left)
+    chunks = (batch + images - 1) // images
+    for tile in range(out.shape[1] * chunks):
+        n0 = (tile % chunks) * images
+        _forward_rows_by_pixels(padded, weights, bias, out, tile // chunks, n0,
+                                min(images, batch - n0), stride_h, dilation_h, dilation_w)
+
+
+@jit.kernel(parallel=True)
 def conv2d_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
                    pad_top, pad_left):
     """Grouped 2-D cross-correlation plus bias, written into ``out`` (N, OH, OW, F)."""
     out_h = out.shape[1]
     if _by_pixels(x, kernel, out, stride_w, stride_h, dilation_h, dilation_w):
-        rows, cols, images = _padded_geometry(kernel, out, stride_h, dilation_h, dilation_w)
-        padded = np.empty((rows, x.shape[3], x.shape[0], cols), dtype=x.dtype)
-        for row in prange(rows):
-            _pad_transposed_row(x, padded, row, pad_top, pad_left)
-        chunks = (x.shape[0] + images - 1) // images
-        for tile in prange(out_h * chunks):
-            n0 = (tile % chunks) * images
-            _forward_rows_by_pixels(padded, kernel, bias, out, tile // chunks, n0,
-                                    min(images, x.shape[0] - n0), stride_h, dilation_h,
-                                    dilation_w)
+        _forward_by_pixels(x, kernel, bias, out, stride_h, dilation_h, dilation_w, pad_top,
+                           pad_left)
         return
     if _few_group_filters(kernel, x.shape[3]):
         weights_c = _weights_by_channels(kernel, x.shape[3] // kernel.shape[2])
@@ -599,16 +628,8 @@ def conv2d_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h, 
     """Serial build of :func:`conv2d_forward`."""
     out_h = out.shape[1]
     if _by_pixels(x, kernel, out, stride_w, stride_h, dilation_h, dilation_w):
-        rows, cols, images = _padded_geometry(kernel, out, stride_h, dilation_h, dilation_w)
-        padded = np.empty((rows, x.shape[3], x.shape[0], cols), dtype=x.dtype)
-        for row in range(rows):
-            _pad_transposed_row(x, padded, row, pad_top, pad_left)
-        chunks = (x.shape[0] + images - 1) // images
-        for tile in range(out_h * chunks):
-            n0 = (tile % chunks) * images
-            _forward_rows_by_pixels(padded, kernel, bias, out, tile // chunks, n0,
-                                    min(images, x.shape[0] - n0), stride_h, dilation_h,
-                                    dilation_w)
+        _forward_by_pixels_serial(x, kernel, bias, out, stride_h, dilation_h, dilation_w,
+                                  pad_top, pad_left)
         return
     if _few_group_filters(kernel, x.shape[3]):
         weights_c = _weights_by_channels(kernel, x.shape[3] // kernel.shape[2])
@@ -920,20 +941,13 @@ def conv2d_grad_input(grad_output, kernel, grad_input, stride_h, stride_w, dilat
     height = grad_input.shape[1]
     if _grad_input_by_pixels(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
                              dilation_w):
+        # The convolution of grad_output with the flipped, transposed kernel (unit strides).
         weights_f = _flipped_kernel(kernel, grad_input.shape[3] // kernel.shape[2])
         zeros = np.zeros(grad_input.shape[3], dtype=grad_input.dtype)
         pad_h = (kernel.shape[0] - 1) * dilation_h - pad_top
         pad_w = (kernel.shape[1] - 1) * dilation_w - pad_left
-        rows, cols, images = _padded_geometry(weights_f, grad_input, 1, dilation_h, dilation_w)
-        batch = grad_input.shape[0]
-        padded = np.empty((rows, grad_output.shape[3], batch, cols), dtype=grad_input.dtype)
-        for row in prange(rows):
-            _pad_transposed_row(grad_output, padded, row, pad_h, pad_w)
-        chunks = (batch + images - 1) // images
-        for tile in prange(height * chunks):
-            n0 = (tile % chunks) * images
-            _forward_rows_by_pixels(padded, weights_f, zeros, grad_input, tile // chunks, n0,
-                                    min(images, batch - n0), 1, dilation_h, dilation_w)
+        _forward_by_pixels(grad_output, weights_f, zeros, grad_input, 1, dilation_h,
+                           dilation_w, pad_h, pad_w)
         return
     if _by_filters(kernel, grad_input.shape[3]):
         for tile in prange(grad_input.shape[0] * height):
@@ -954,20 +968,13 @@ def conv2d_grad_input_serial(grad_output, kernel, grad_input, stride_h, stride_w
     height = grad_input.shape[1]
     if _grad_input_by_pixels(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
                              dilation_w):
+        # The convolution of grad_output with the flipped, transposed kernel (unit strides).
         weights_f = _flipped_kernel(kernel, grad_input.shape[3] // kernel.shape[2])
         zeros = np.zeros(grad_input.shape[3], dtype=grad_input.dtype)
         pad_h = (kernel.shape[0] - 1) * dilation_h - pad_top
         pad_w = (kernel.shape[1] - 1) * dilation_w - pad_left
-        rows, cols, images = _padded_geometry(weights_f, grad_input, 1, dilation_h, dilation_w)
-        batch = grad_input.shape[0]
-        padded = np.empty((rows, grad_output.shape[3], batch, cols), dtype=grad_input.dtype)
-        for row in range(rows):
-            _pad_transposed_row(grad_output, padded, row, pad_h, pad_w)
-        chunks = (batch + images - 1) // images
-        for tile in range(height * chunks):
-            n0 = (tile % chunks) * images
-            _forward_rows_by_pixels(padded, weights_f, zeros, grad_input, tile // chunks, n0,
-                                    min(images, batch - n0), 1, dilation_h, dilation_w)
+        _forward_by_pixels_serial(grad_output, weights_f, zeros, grad_input, 1, dilation_h,
+                                  dilation_w, pad_h, pad_w)
         return
     if _by_filters(kernel, grad_input.shape[3]):
         for tile in range(grad_input.shape[0] * height):
