@@ -30,6 +30,62 @@ from numba import prange
 from . import jit
 
 
+# Numba indexes with unsigned integers without its negative-index wraparound
+# (a select per element that stops LLVM from vectorising a copy loop), so the
+# copy helpers below count in uint64; these are their constant offsets.
+_U1, _U2, _U3, _U4, _U5, _U6, _U7, _U8 = (np.uint64(k) for k in range(1, 9))
+
+
+@jit.kernel()
+def _copy_run(dst, dst_start, src, src_start, length):
+    """``dst[dst_start:][:length] = src[src_start:][:length]``, exactly."""
+    d = np.uint64(dst_start)
+    s = np.uint64(src_start)
+    for j in range(np.uint64(length)):
+        dst[d + j] = src[s + j]
+
+
+@jit.kernel()
+def _copy_blocks(dst, dst_start, src, src_start, length):
+    """Like ``_copy_run`` but copies ``length`` rounded up to a multiple of 8 values.
+
+    Each block of 8 is loaded whole before it is stored, so it becomes one
+    vector move even though LLVM cannot rule out that dst and src overlap.
+    A short run (kernel_w * C = 21 for a 7x7 kernel on RGB) then costs three
+    moves instead of a scalar tail; the caller makes sure the values written
+    past ``length`` are overwritten later by the same thread.
+    """
+    d = np.uint64(dst_start)
+    s = np.uint64(src_start)
+    n = np.uint64(length)
+    j = np.uint64(0)
+    while j < n:
+        a0 = src[s + j]
+        a1 = src[s + j + _U1]
+        a2 = src[s + j + _U2]
+        a3 = src[s + j + _U3]
+        a4 = src[s + j + _U4]
+        a5 = src[s + j + _U5]
+        a6 = src[s + j + _U6]
+        a7 = src[s + j + _U7]
+        dst[d + j] = a0
+        dst[d + j + _U1] = a1
+        dst[d + j + _U2] = a2
+        dst[d + j + _U3] = a3
+        dst[d + j + _U4] = a4
+        dst[d + j + _U5] = a5
+        dst[d + j + _U6] = a6
+        dst[d + j + _U7] = a7
+        j += _U8
+
+
+@jit.kernel()
+def _zero_run(dst, dst_start, length):
+    d = np.uint64(dst_start)
+    for j in range(np.uint64(length)):
+        dst[d + j] = 0.0
+
+
 @jit.kernel()
 def _im2col_row(x, cols, row, row0, out_h, kernel_h, kernel_w, out_w, stride_h, stride_w,
                 dilation_h, dilation_w, pad_top, pad_left):
@@ -40,30 +96,52 @@ def _im2col_row(x, cols, row, row0, out_h, kernel_h, kernel_w, out_w, stride_h, 
     flat_x = x.reshape(x.size)
     flat_cols = cols.reshape(cols.size)
     tap_row = kernel_w * channels
+    ih0 = oh * stride_h - pad_top
+    # Kernel rows [kh_lo, kh_hi) fall inside the image; the others are zeros.
+    kh_lo = 0
+    while kh_lo < kernel_h and ih0 + kh_lo * dilation_h < 0:
+        kh_lo += 1
+    kh_hi = kernel_h
+    while kh_hi > kh_lo and ih0 + (kh_hi - 1) * dilation_h >= height:
+        kh_hi -= 1
+    # Output columns [ow_lo, ow_hi) have every tap of their window inside the
+    # image: no per-tap bounds checks there.
+    ow_lo = 0
+    while ow_lo < out_w and ow_lo * stride_w - pad_left < 0:
+        ow_lo += 1
+    ow_hi = out_w
+    while ow_hi > ow_lo and (ow_hi - 1) * stride_w - pad_left + (kernel_w - 1) * dilation_w >= width:
+        ow_hi -= 1
+    first_pixel = (row - row0) * out_w * columns
+    row_end = first_pixel + out_w * columns
+    padded_tap_row = (tap_row + 7) // 8 * 8
+    image_row0 = (n * height + ih0) * width
+    # This row's part of cols is written in increasing address order, so a
+    # rounded-up copy (_copy_blocks) that stays inside it spills only onto
+    # values written after it.
     for ow in range(out_w):
-        pixel = ((row - row0) * out_w + ow) * columns
+        pixel = first_pixel + ow * columns
+        _zero_run(flat_cols, pixel, kh_lo * tap_row)
         iw0 = ow * stride_w - pad_left
-        # With no dilation and the window inside the image, the kernel_w taps of
-        # one kernel row are kernel_w * channels contiguous input values.
-        contiguous = dilation_w == 1 and iw0 >= 0 and iw0 + kernel_w <= width
-        for kh in range(kernel_h):
+        inside = ow >= ow_lo and ow < ow_hi
+        for kh in range(kh_lo, kh_hi):
             dst = pixel + kh * tap_row
-            ih = oh * stride_h + kh * dilation_h - pad_top
-            if ih < 0 or ih >= height:
-                flat_cols[dst:dst + tap_row] = 0.0
-                continue
-            start = ((n * height + ih) * width + iw0) * channels
-            if contiguous:
-                flat_cols[dst:dst + tap_row] = flat_x[start:start + tap_row]
+            src = (image_row0 + kh * dilation_h * width + iw0) * channels
+            if inside and dilation_w == 1:
+                # The kernel_w taps of one kernel row are tap_row contiguous inputs.
+                if dst + padded_tap_row <= row_end and src + padded_tap_row <= flat_x.size:
+                    _copy_blocks(flat_cols, dst, flat_x, src, tap_row)
+                else:
+                    _copy_run(flat_cols, dst, flat_x, src, tap_row)
                 continue
             for kw in range(kernel_w):
                 iw = iw0 + kw * dilation_w
-                if iw < 0 or iw >= width:
-                    flat_cols[dst:dst + channels] = 0.0
+                if inside or (iw >= 0 and iw < width):
+                    _copy_run(flat_cols, dst, flat_x, src + kw * dilation_w * channels, channels)
                 else:
-                    src = start + kw * dilation_w * channels
-                    flat_cols[dst:dst + channels] = flat_x[src:src + channels]
+                    _zero_run(flat_cols, dst, channels)
                 dst += channels
+        _zero_run(flat_cols, pixel + kh_hi * tap_row, (kernel_h - kh_hi) * tap_row)
 
 
 @jit.kernel(parallel=True)

@@ -1,0 +1,134 @@
+"""numconv.kernels.gemm.im2col against a slow loop reference, on every kind of window.
+
+The kernel copies interior windows by whole kernel rows and short runs by
+blocks of 8 values that may spill onto values written later; these tests pin
+borders, negative pads, dilation, strides and few or many channels, over
+chunks of output rows, in both builds, and check that nothing past the chunk's
+rows of the buffer is touched.  Reads past the end of ``x`` (the block copies'
+other guard) only show under ``NUMBA_BOUNDSCHECK=1 NUMCONV_CACHE=0``, where this
+file passes too.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from numconv.kernels import gemm as gemm_kernels
+
+BUILDS = {"serial": gemm_kernels.im2col_serial, "parallel": gemm_kernels.im2col}
+
+
+def out_size(size, kernel, stride, dilation, pad_before, pad_after):
+    return (size + pad_before + pad_after - (kernel - 1) * dilation - 1) // stride + 1
+
+
+def im2col_reference(x, row0, row1, out_h, out_w, kernel_h, kernel_w, stride_h, stride_w,
+                     dilation_h, dilation_w, pad_top, pad_left):
+    """cols[(r - row0) * out_w + ow, (kh * KW + kw) * C + c], zero where the tap is padding."""
+    _, height, width, channels = x.shape
+    cols = np.zeros(((row1 - row0) * out_w, kernel_h * kernel_w * channels), dtype=x.dtype)
+    for r in range(row0, row1):
+        n, oh = divmod(r, out_h)
+        for ow in range(out_w):
+            pixel = (r - row0) * out_w + ow
+            for kh in range(kernel_h):
+                ih = oh * stride_h + kh * dilation_h - pad_top
+                for kw in range(kernel_w):
+                    iw = ow * stride_w + kw * dilation_w - pad_left
+                    if 0 <= ih < height and 0 <= iw < width:
+                        start = (kh * kernel_w + kw) * channels
+                        cols[pixel, start : start + channels] = x[n, ih, iw]
+    return cols
+
+
+def check_im2col(x, kernel_h, kernel_w, strides, dilation, pads, chunk_rows, build):
+    """Compare every chunk of output rows with the reference; rows past the chunk stay NaN."""
+    (pad_top, pad_bottom), (pad_left, pad_right) = pads
+    batch, height, width, channels = x.shape
+    out_h = out_size(height, kernel_h, strides[0], dilation[0], pad_top, pad_bottom)
+    out_w = out_size(width, kernel_w, strides[1], dilation[1], pad_left, pad_right)
+    assert out_h > 0 and out_w > 0
+    scalars = (*strides, *dilation, pad_top, pad_left)
+    total = batch * out_h
+    # One spare output row in the buffer: the kernel must not write into it.
+    cols = np.empty(((chunk_rows + 1) * out_w, kernel_h * kernel_w * channels), dtype=x.dtype)
+    for row0 in range(0, total, chunk_rows):
+        row1 = min(row0 + chunk_rows, total)
+        cols.fill(np.nan)
+        BUILDS[build](x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars)
+        used = (row1 - row0) * out_w
+        expected = im2col_reference(x, row0, row1, out_h, out_w, kernel_h, kernel_w, *scalars)
+        np.testing.assert_array_equal(cols[:used], expected)
+        assert np.isnan(cols[used:]).all()
+
+
+CASES = {
+    # name: (x shape, kernel_h, kernel_w, strides, dilation, ((top, bottom), (left, right)))
+    "stem_7x7_s2_rgb": ((2, 13, 14, 3), 7, 7, (2, 2), (1, 1), ((2, 3), (2, 3))),
+    "gray_5x5_same": ((2, 9, 11, 1), 5, 5, (1, 1), (1, 1), ((2, 2), (2, 2))),
+    "rgba_3x3_s2": ((3, 10, 9, 4), 3, 3, (2, 2), (1, 1), ((0, 1), (0, 0))),
+    "valid_ends_at_last_input": ((2, 8, 9, 3), 3, 7, (1, 1), (1, 1), ((0, 0), (0, 0))),
+    "wide_c64_3x3": ((2, 6, 7, 64), 3, 3, (1, 1), (1, 1), ((1, 1), (1, 1))),
+    "c64_4x4_s2": ((2, 8, 8, 64), 4, 4, (2, 2), (1, 1), ((1, 1), (1, 1))),
+    "dilated_c3": ((2, 11, 10, 3), 3, 3, (1, 1), (2, 3), ((2, 2), (3, 3))),
+    "dilated_c64": ((1, 9, 9, 64), 3, 3, (1, 1), (2, 2), ((2, 2), (2, 2))),
+    "negative_pads": ((2, 10, 11, 5), 3, 3, (1, 1), (1, 1), ((-1, -2), (-2, -1))),
+    "mixed_pads_strides": ((2, 12, 10, 2), 4, 3, (3, 2), (1, 2), ((-1, 3), (2, -1))),
+    "kernel_wider_than_image": ((2, 5, 3, 3), 3, 7, (1, 1), (1, 1), ((1, 1), (3, 3))),
+    "windows_all_padding": ((1, 2, 6, 3), 5, 3, (1, 1), (1, 1), ((6, 6), (4, 4))),
+}
+
+
+@pytest.mark.parametrize("build", sorted(BUILDS))
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_im2col_matches_reference(name, build):
+    shape, kernel_h, kernel_w, strides, dilation, pads = CASES[name]
+    rng = np.random.default_rng(len(name))
+    x = rng.standard_normal(shape).astype(np.float32)
+    for chunk_rows in (1, 3, 1000):
+        check_im2col(x, kernel_h, kernel_w, strides, dilation, pads, chunk_rows, build)
+
+
+@pytest.mark.parametrize("build", sorted(BUILDS))
+def test_im2col_float64(build):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 9, 10, 3))
+    check_im2col(x, 7, 7, (2, 2), (1, 1), ((2, 3), (2, 3)), 4, build)
+    x = rng.standard_normal((2, 6, 7, 16))
+    check_im2col(x, 3, 3, (1, 1), (1, 1), ((1, 1), (1, 1)), 5, build)
+
+
+@given(
+    batch=st.integers(1, 2),
+    height=st.integers(1, 9),
+    width=st.integers(1, 9),
+    channels=st.sampled_from([1, 2, 3, 4, 5, 8, 9]),
+    kernel_h=st.integers(1, 5),
+    kernel_w=st.integers(1, 7),
+    strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    pads=st.tuples(st.integers(-2, 4), st.integers(-2, 4), st.integers(-2, 4), st.integers(-2, 4)),
+    chunk_rows=st.integers(1, 5),
+    build=st.sampled_from(sorted(BUILDS)),
+)
+def test_im2col_matches_reference_on_random_geometry(
+    batch, height, width, channels, kernel_h, kernel_w, strides, dilation, pads, chunk_rows, build
+):
+    pad_top, pad_bottom, pad_left, pad_right = pads
+    out_h = out_size(height, kernel_h, strides[0], dilation[0], pad_top, pad_bottom)
+    out_w = out_size(width, kernel_w, strides[1], dilation[1], pad_left, pad_right)
+    if out_h < 1 or out_w < 1:
+        return
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, height, width, channels)).astype(np.float32)
+    check_im2col(
+        x,
+        kernel_h,
+        kernel_w,
+        strides,
+        dilation,
+        ((pad_top, pad_bottom), (pad_left, pad_right)),
+        chunk_rows,
+        build,
+    )
