@@ -53,11 +53,12 @@ def geometry_of(
 
 
 def set_chunk_budget(monkeypatch, regime, budget):
-    """Threaded problems chunk by buffer bytes, single-threaded ones by product size."""
+    """Threaded im2col problems chunk by buffer bytes, Winograd lanes and
+    single-threaded problems by product size."""
     if regime == "threaded":
         monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0)
         monkeypatch.setattr(nn_conv, "COLUMN_BUFFER_BYTES", budget)
-        monkeypatch.setattr(nn_conv, "WINOGRAD_BUFFER_BYTES", budget)
+        monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", budget)
     else:
         monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 1 << 62)
         monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", budget)
@@ -170,17 +171,17 @@ WINOGRAD_PROBLEMS = [
 def test_winograd_paths_match_reference(
     monkeypatch, regime, budget, x_shape, kernel_shape, options, dtype
 ):
-    # Winograd forward, and the stride-1 input gradient through Winograd too; small
-    # budgets give one tile per chunk.
+    # Winograd forward and kernel gradient, and the stride-1 input gradient through
+    # Winograd too; small budgets give one tile per chunk.
     set_chunk_budget(monkeypatch, regime, budget)
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
-    force_paths(monkeypatch, "winograd", "flipped", "gemm")
+    force_paths(monkeypatch, "winograd", "flipped", "winograd")
     check_problem(np.random.default_rng(8), x_shape, kernel_shape, dtype, **options)
 
 
 def test_winograd_float32_stays_within_tolerance_on_a_long_sum(monkeypatch):
     # 576-term sums (resnet-like channels): the transforms' rounding stays far below 1e-5.
-    force_paths(monkeypatch, "winograd", "flipped", "gemm")
+    force_paths(monkeypatch, "winograd", "flipped", "winograd")
     check_problem(
         np.random.default_rng(9), (2, 10, 9, 64), (3, 3, 64, 32), np.float32, padding="same"
     )
@@ -307,7 +308,7 @@ def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(
     # Winograd's transforms would spread an Inf or NaN to neighbouring outputs of
     # its tile; the path notices and falls back to im2col.
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
-    force_paths(monkeypatch, "winograd", "flipped", "gemm")
+    force_paths(monkeypatch, "winograd", "flipped", "winograd")
     rng = np.random.default_rng(10)
     x = rng.standard_normal((2, height, 8, 3))
     kernel = rng.standard_normal((3, 3, 3, 4))
@@ -330,9 +331,9 @@ def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_stacked_dilation_phases_do_not_depend_on_the_thread_count(monkeypatch, dtype):
     # dilated2's shape class, smaller: the phases go through Winograd as one batch,
-    # in parallel builds, several chunks; one thread and two give the same bits.
+    # in lanes of several chunks; one thread and two give the same bits.
     monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0)
-    monkeypatch.setattr(nn_conv, "WINOGRAD_BUFFER_BYTES", 16 * 16 * 8 * 40)
+    monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", 16 * 16 * 40)
     rng = np.random.default_rng(12)
     x = rng.standard_normal((2, 16, 16, 16)).astype(dtype)
     kernel = rng.standard_normal((3, 3, 16, 16)).astype(dtype)
@@ -341,9 +342,14 @@ def test_stacked_dilation_phases_do_not_depend_on_the_thread_count(monkeypatch, 
     results = []
     for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
         with runtime.num_threads(threads):
-            results.append(nn.conv2d(x, kernel, **options))
-    assert np.array_equal(results[0], results[1])
-    assert_close(results[0], conv2d_reference(x, kernel, **options), np.dtype(dtype))
+            out = nn.conv2d(x, kernel, **options)
+            grad_kernel = nn.conv2d_grads(x, kernel, out, wrt=("kernel",), **options)[1]
+            results.append((out, grad_kernel))
+    assert np.array_equal(results[0][0], results[1][0])
+    assert np.array_equal(results[0][1], results[1][1])
+    assert_close(results[0][0], conv2d_reference(x, kernel, **options), np.dtype(dtype))
+    expected = conv2d_grads_reference(x, kernel, results[0][0], **options)[1]
+    assert_close(results[0][1], expected, np.dtype(dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -404,14 +410,14 @@ SUITE = {
     # One input channel: a forward product of 9 columns would mostly copy; the
     # direct kernel is faster.  Its gradients still go through BLAS.
     "lenet1": ((64, 28, 28, 1), (3, 3, 1, 32), dict(), "direct", "col2im", "gemm"),
-    "lenet2": ((64, 13, 13, 32), (3, 3, 32, 64), dict(), "winograd", "flipped", "gemm"),
+    "lenet2": ((64, 13, 13, 32), (3, 3, 32, 64), dict(), "winograd", "flipped", "winograd"),
     "resnet3x3": (
         (8, 56, 56, 64),
         (3, 3, 64, 64),
         dict(padding="same"),
         "winograd",
         "flipped",
-        "gemm",
+        "winograd",
     ),
     "resnet1x1": (
         (8, 28, 28, 256),
@@ -459,7 +465,7 @@ SUITE = {
         dict(padding="same", dilation_rate=2),
         "winograd",
         "flipped",
-        "gemm",
+        "winograd",
     ),
     "dilated8": (
         (8, 32, 32, 64),

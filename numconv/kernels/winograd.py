@@ -1,4 +1,5 @@
-"""Winograd F(2x2, 3x3) transforms for 3x3, stride-1, undilated convolutions.
+"""Winograd F(2x2, 3x3) transforms for 3x3, stride-1, undilated convolutions
+and their kernel gradients.
 
 A 4x4 input tile ``d`` (rows ``2*th - pad_top ...``, columns ``2*tw - pad_left
 ...``) and a 3x3 kernel ``g`` give a 2x2 output tile
@@ -20,14 +21,22 @@ matrix products that the caller hands to BLAS:
 * ``transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w)``:
   writes ``A^T m A + bias`` of those tiles into ``out`` (N, OH, OW, F),
   dropping the outputs past ``OH`` / ``OW``.
+* ``transform_grad_output(grad_output, gtiles, finite, tile0, tile1,
+  tiles_h, tiles_w)``: ``gtiles[e, t - tile0, :]`` = ``(A dY A^T)`` of the 2x2
+  ``grad_output`` tile ``t`` (zero past ``OH`` / ``OW``), with the same
+  ``finite`` flags; for the kernel gradient
+  ``weights_grad[e] = sum over tiles of tiles[e]^T @ gtiles[e]``.
+* ``transform_weights_grad(weights_grad, grad_kernel)``: ``G^T m G`` of each
+  ``weights_grad[:, c, f]``, the adjoint of ``transform_kernel``.
 
-Each has a parallel build (over tiles; one writer per element) and a
-``..._serial`` build.  Layouts as in :mod:`numconv.kernels.conv`; ``tiles``
-and ``products`` are C-contiguous 3-D buffers.
+The tile transforms are serial: ``numconv.nn`` runs them in lanes of tiles,
+one Python thread per lane, next to the BLAS products of the same lane
+(``numconv.runtime.run_lanes``); every element has one writer.  Layouts as
+in :mod:`numconv.kernels.conv`; ``tiles`` and ``products`` are C-contiguous
+3-D buffers.
 """
 
 import numpy as np
-from numba import prange
 
 from . import jit
 
@@ -101,22 +110,12 @@ def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left,
             tiles[4 * i + 3, slot, c] = r1 - r3
 
 
-@jit.kernel(parallel=True)
+@jit.kernel()
 def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left):
     """B^T d B of flat tiles ``[tile0, tile1)`` into ``tiles`` (16, T, C).
 
     ``finite[t - tile0]`` is 0 when the tile's inputs are finite, NaN otherwise.
     """
-    for index in prange(tile1 - tile0):
-        patch = np.empty((17, x.shape[3]), dtype=tiles.dtype)
-        _input_tile(x, tiles, finite, tile0 + np.int64(index), tile0, tiles_h, tiles_w,
-                    pad_top, pad_left, patch)
-
-
-@jit.kernel()
-def transform_input_serial(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top,
-                           pad_left):
-    """Serial build of :func:`transform_input`."""
     patch = np.empty((17, x.shape[3]), dtype=tiles.dtype)
     for t in range(tile0, tile1):
         _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch)
@@ -152,15 +151,101 @@ def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w):
                 out[n, oh + 1, ow + 1, f] = s11 - s12 - s13 + bias[f]
 
 
-@jit.kernel(parallel=True)
+@jit.kernel()
 def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
     """A^T m A + bias of flat tiles ``[tile0, tile1)`` into ``out`` (N, OH, OW, F)."""
-    for index in prange(tile1 - tile0):
-        _output_tile(products, bias, out, tile0 + np.int64(index), tile0, tiles_h, tiles_w)
+    for t in range(tile0, tile1):
+        _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w)
+
+
+# ---------------------------------------------------------------------------
+# Kernel gradient.  The forward pass is linear in U = G g G^T: per tile,
+# Y = A^T (U * V) A.  So dL/dU[e] sums V[e]^T @ (A dY A^T)[e] over the tiles
+# (16 BLAS products again, summed over tiles instead of channels), and
+# dL/dg = G^T (dL/dU) G.  Outputs past OH / OW, which the forward pass drops,
+# enter as dY = 0.
 
 
 @jit.kernel()
-def transform_output_serial(products, bias, out, tile0, tile1, tiles_h, tiles_w):
-    """Serial build of :func:`transform_output`."""
+def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch):
+    out_h, out_w, filters = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
+    n = t // (tiles_h * tiles_w)
+    th = (t // tiles_w) % tiles_h
+    tw = t % tiles_w
+    # patch rows 0-3: the 2x2 tile dY (zero past the edge); row 4: finiteness flags;
+    # rows 5-12: the intermediate of the transform.
+    for i in range(2):
+        oh = 2 * th + i
+        for j in range(2):
+            ow = 2 * tw + j
+            row = patch[2 * i + j]
+            if oh >= out_h or ow >= out_w:
+                for f in range(filters):
+                    row[f] = 0.0
+            else:
+                src = grad_output[n, oh, ow]
+                for f in range(filters):
+                    row[f] = src[f]
+    flags = patch[4]
+    for f in range(filters):
+        flags[f] = (patch[0, f] - patch[0, f]) + (patch[1, f] - patch[1, f]) + (
+            patch[2, f] - patch[2, f]) + (patch[3, f] - patch[3, f])
+    slot = t - tile0
+    check = 0.0
+    for f in range(filters):
+        check += flags[f]
+    finite[slot] = check
+    # A dY A^T with A = [[1, 0], [1, 1], [1, -1], [0, -1]]: each pair (y0, y1)
+    # spreads to (y0, y0 + y1, y0 - y1, -y1), first down the columns (into
+    # patch rows 5-12: row i of the 4x2 intermediate is rows 5 + 2i, 6 + 2i),
+    # then along the rows.  Loops over filters, one output plane per store.
+    for f in range(filters):
+        y00, y01, y10, y11 = patch[0, f], patch[1, f], patch[2, f], patch[3, f]
+        patch[5, f], patch[6, f] = y00, y01
+        patch[7, f], patch[8, f] = y00 + y10, y01 + y11
+        patch[9, f], patch[10, f] = y00 - y10, y01 - y11
+        patch[11, f], patch[12, f] = -y10, -y11
+    for i in range(4):
+        first, second = patch[5 + 2 * i], patch[6 + 2 * i]
+        for f in range(filters):
+            u0, u1 = first[f], second[f]
+            gtiles[4 * i, slot, f] = u0
+            gtiles[4 * i + 1, slot, f] = u0 + u1
+            gtiles[4 * i + 2, slot, f] = u0 - u1
+            gtiles[4 * i + 3, slot, f] = -u1
+
+
+@jit.kernel()
+def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w):
+    """A dY A^T of the 2x2 ``grad_output`` tiles ``[tile0, tile1)`` into ``gtiles`` (16, T, F).
+
+    ``finite[t - tile0]`` is 0 when the tile's values are finite, NaN otherwise.
+    """
+    patch = np.empty((13, grad_output.shape[3]), dtype=gtiles.dtype)
     for t in range(tile0, tile1):
-        _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w)
+        _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch)
+
+
+@jit.kernel()
+def transform_weights_grad(weights_grad, grad_kernel):
+    """``grad_kernel[:, :, c, f]`` (3x3) = G^T m G of each 4x4 ``weights_grad[:, c, f]``.
+
+    G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]: the adjoint of
+    :func:`transform_kernel`.
+    """
+    channels, filters = grad_kernel.shape[2], grad_kernel.shape[3]
+    for c in range(channels):
+        for f in range(filters):
+            # rows: r = G^T m (3x4)
+            r = np.empty((3, 4), dtype=grad_kernel.dtype)
+            for j in range(4):
+                m0, m1 = weights_grad[j, c, f], weights_grad[4 + j, c, f]
+                m2, m3 = weights_grad[8 + j, c, f], weights_grad[12 + j, c, f]
+                r[0, j] = m0 + 0.5 * (m1 + m2)
+                r[1, j] = 0.5 * (m1 - m2)
+                r[2, j] = 0.5 * (m1 + m2) + m3
+            for i in range(3):
+                r0, r1, r2, r3 = r[i, 0], r[i, 1], r[i, 2], r[i, 3]
+                grad_kernel[i, 0, c, f] = r0 + 0.5 * (r1 + r2)
+                grad_kernel[i, 1, c, f] = 0.5 * (r1 - r2)
+                grad_kernel[i, 2, c, f] = 0.5 * (r1 + r2) + r3

@@ -16,7 +16,8 @@ from ._arrays import canonical
 #   "direct":  the Numba kernels of numconv.kernels.conv (small problems, groups > 1);
 #   "matmul":  1x1 kernel, stride 1, no padding: one BLAS product on the reshaped arrays;
 #   "gemm":    im2col of a bounded chunk of output rows, then a BLAS product per chunk;
-#   "winograd": 3x3 stride 1 undilated: Winograd F(2x2, 3x3) tiles, 16 BLAS products per chunk;
+#   "winograd": (forward, kernel gradient) 3x3 stride 1: Winograd F(2x2, 3x3) tiles,
+#              16 BLAS products per chunk (dilated kernels by polyphase components);
 #   "flipped": (input gradient, stride 1) the forward "gemm" path run on grad_output
 #              with the spatially flipped, transposed kernel;
 #   "col2im":  (input gradient) grad_output @ kernel^T per chunk, added back by col2im.
@@ -34,9 +35,6 @@ GEMM_MIN_COLUMNS = 16
 WINOGRAD_MIN_CHANNELS = 16
 # Dilations up to this run as dilation**2 undilated Winograd convolutions.
 WINOGRAD_MAX_DILATION = 4
-# Bytes of the Winograd tile buffer of one chunk (the product buffer is as large
-# times filters / channels).
-WINOGRAD_BUFFER_BYTES = 2 << 20
 # Bytes of one im2col / col2im chunk buffer (L2-sized: the BLAS product reads it right away).
 COLUMN_BUFFER_BYTES = 2 << 20
 # Below this many multiply-adds a call stays on the direct kernels: BLAS calls and
@@ -78,28 +76,35 @@ def forward_path(geometry):
     path = _dense_path(geometry)
     if path != "gemm":
         return path
-    if _winograd_fits(
-        geometry.kernel_h,
-        geometry.kernel_w,
-        geometry.strides,
-        geometry.dilation_rate,
-        geometry.channels,
-        geometry.filters,
-    ):
+    if _winograd_fits_geometry(geometry):
         return "winograd"
     if geometry.kernel_h * geometry.kernel_w * geometry.channels < GEMM_MIN_COLUMNS:
         return "direct"
     return "gemm"
 
 
+def _winograd_fits_geometry(geometry):
+    return _winograd_fits(
+        geometry.kernel_h,
+        geometry.kernel_w,
+        geometry.strides,
+        geometry.dilation_rate,
+        geometry.channels,
+        geometry.filters,
+    )
+
+
 def grad_kernel_path(geometry):
     """Name of the path that computes the kernel gradient of ``geometry``."""
-    return _dense_path(geometry)
+    path = _dense_path(geometry)
+    if path == "gemm" and _winograd_fits_geometry(geometry):
+        return "winograd"
+    return path
 
 
 def grad_input_path(geometry):
     """Name of the path that computes the input gradient of ``geometry``."""
-    path = grad_kernel_path(geometry)
+    path = _dense_path(geometry)
     if path != "gemm":
         return path
     if geometry.strides == (1, 1) and geometry.channels >= 16:
@@ -188,63 +193,66 @@ def gemm_forward_channels_first(
             np.add(target, bias[:, None], out=target)
 
 
+def _lane_ranges(total, single_threaded):
+    """Contiguous ``(first, stop)`` tile ranges, one per lane (one lane when single-threaded)."""
+    lanes = 1 if single_threaded else runtime.LANES
+    bounds = [total * lane // lanes for lane in range(lanes + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _winograd_chunk(channels, filters):
+    """Tiles per chunk: few enough that OpenBLAS computes each of the 16 products
+    on the calling thread (the lane's own)."""
+    return max(1, BLAS_SINGLE_THREAD_WORK // (channels * filters))
+
+
+def _winograd_chunks(first, stop, channels, filters):
+    """``(tile0, tile1)`` chunks of the tiles ``[first, stop)``."""
+    chunk = _winograd_chunk(channels, filters)
+    for tile0 in range(first, stop, chunk):
+        yield tile0, min(tile0 + chunk, stop)
+
+
 def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
     """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3).
 
-    Returns False, leaving ``out`` partly written, when ``x`` or ``kernel`` holds
-    an Inf or NaN: the transforms would turn some finite outputs into NaN.
+    The tiles are cut into lanes (``runtime.run_lanes``); each lane transforms
+    and multiplies its own chunks on its own thread.  Returns False, leaving
+    ``out`` partly written, when ``x`` or ``kernel`` holds an Inf or NaN: the
+    transforms would turn some finite outputs into NaN.
     """
     channels, filters = kernel.shape[2], kernel.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
-    total = out.shape[0] * tiles_h * tiles_w
-    if single_threaded:
-        chunk = BLAS_SINGLE_THREAD_WORK // (channels * filters)
-    else:
-        chunk = WINOGRAD_BUFFER_BYTES // (16 * channels * x.itemsize)
-    chunk = int(max(1, min(chunk, total)))
-    weights = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel")
-    tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
-    products = allocate((16, chunk, filters), x.dtype, "conv2d Winograd product buffer")
+    ranges = _lane_ranges(out.shape[0] * tiles_h * tiles_w, single_threaded)
     if not np.isfinite(kernel).all():
         return False
-    finite = allocate((chunk,), x.dtype, "conv2d Winograd check")
+    weights = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel")
     winograd_kernels.transform_kernel(kernel, weights)
     if bias is None:
         bias = np.zeros(filters, dtype=x.dtype)
-    for tile0 in range(0, total, chunk):
-        tile1 = min(tile0 + chunk, total)
-        count = tile1 - tile0
-        _pack(
-            single_threaded,
-            winograd_kernels.transform_input_serial,
-            winograd_kernels.transform_input,
-            x,
-            tiles,
-            finite,
-            tile0,
-            tile1,
-            tiles_h,
-            tiles_w,
-            pad_top,
-            pad_left,
-        )
-        if np.isnan(finite[:count]).any():
-            return False
-        np.matmul(tiles[:, :count], weights, out=products[:, :count])
-        _pack(
-            single_threaded,
-            winograd_kernels.transform_output_serial,
-            winograd_kernels.transform_output,
-            products,
-            bias,
-            out,
-            tile0,
-            tile1,
-            tiles_h,
-            tiles_w,
-        )
-    return True
+
+    def lane(index):
+        first, stop = ranges[index]
+        chunk = _winograd_chunk(channels, filters)
+        tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
+        products = allocate((16, chunk, filters), x.dtype, "conv2d Winograd product buffer")
+        finite = allocate((chunk,), x.dtype, "conv2d Winograd check")
+        with blas_warnings_off():
+            for tile0, tile1 in _winograd_chunks(first, stop, channels, filters):
+                count = tile1 - tile0
+                winograd_kernels.transform_input(
+                    x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left
+                )
+                if np.isnan(finite[:count]).any():
+                    return False
+                np.matmul(tiles[:, :count], weights, out=products[:, :count])
+                winograd_kernels.transform_output(
+                    products, bias, out, tile0, tile1, tiles_h, tiles_w
+                )
+        return True
+
+    return all(runtime.run_lanes(lane, len(ranges)))
 
 
 def winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
@@ -284,45 +292,143 @@ def winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, sin
     return True
 
 
-def _stacked_phases(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
-    """All dh * dw phases of ``winograd_dilated`` as one batch, when they share a shape.
+def _uniform_phases(x_shape, out_shape, dilation_rate, pad_top, pad_left):
+    """The dh * dw polyphase components of a dilated convolution, when they share one shape.
 
     With sizes divisible by the dilation (dilated2: four 16x16 phases of a
-    32x32 image, all padded by 1), one Winograd pass over a batch of
-    ``dh * dw * N`` phase images replaces ``dh * dw`` passes of N images.
-    Returns None when the phases differ in shape or padding.
+    32x32 image, all padded by 1), the phases can be stacked into one batch of
+    ``dh * dw * N`` undilated images.  Returns ``(phases, pad_top, pad_left)``
+    with ``phases`` a list of ``((a, b), (r, s))``: output phase ``out[:,
+    a::dh, b::dw]`` is the undilated convolution of input phase ``x[:, r::dh,
+    s::dw]`` with the returned padding; None when the phases differ in shape
+    or padding.
     """
     dilation_h, dilation_w = dilation_rate
-    batch, out_h, out_w, filters = out.shape
-    height, width = x.shape[1], x.shape[2]
+    height, width = x_shape[1], x_shape[2]
+    out_h, out_w = out_shape[1], out_shape[2]
     if height % dilation_h or width % dilation_w or out_h % dilation_h or out_w % dilation_w:
         return None
-    phases = []
+    phases, shifts = [], set()
     for a in range(dilation_h):
         shift_h, phase_h = divmod(a - pad_top, dilation_h)
         for b in range(dilation_w):
             shift_w, phase_w = divmod(b - pad_left, dilation_w)
-            phases.append((a, b, phase_h, phase_w, shift_h, shift_w))
-    if len({(shift_h, shift_w) for *_, shift_h, shift_w in phases}) != 1:
+            phases.append(((a, b), (phase_h, phase_w)))
+            shifts.add((shift_h, shift_w))
+    if len(shifts) != 1:
         return None
-    shift_h, shift_w = phases[0][4], phases[0][5]
-    count = len(phases)
-    x_stack = allocate(
-        (count * batch, height // dilation_h, width // dilation_w, x.shape[3]),
-        x.dtype,
-        "conv2d dilation phases",
+    shift_h, shift_w = shifts.pop()
+    return phases, -shift_h, -shift_w
+
+
+def _stack_phases(array, offsets, dilation_rate, what):
+    """``array[:, r::dh, s::dw]`` for each ``(r, s)`` in ``offsets``, stacked along the batch."""
+    dilation_h, dilation_w = dilation_rate
+    batch, height, width, depth = array.shape
+    stack = allocate(
+        (len(offsets) * batch, height // dilation_h, width // dilation_w, depth), array.dtype, what
     )
+    for i, (r, s) in enumerate(offsets):
+        stack[i * batch : (i + 1) * batch] = array[:, r::dilation_h, s::dilation_w]
+    return stack
+
+
+def _stacked_phases(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
+    """All phases of ``winograd_dilated`` in one Winograd pass (None: phases differ)."""
+    uniform = _uniform_phases(x.shape, out.shape, dilation_rate, pad_top, pad_left)
+    if uniform is None:
+        return None
+    phases, phase_top, phase_left = uniform
+    batch = x.shape[0]
+    x_stack = _stack_phases(x, [rs for _, rs in phases], dilation_rate, "conv2d dilation phases")
     out_stack = allocate(
-        (count * batch, out_h // dilation_h, out_w // dilation_w, filters),
+        (len(phases) * batch, out.shape[1] // dilation_rate[0], out.shape[2] // dilation_rate[1],
+         out.shape[3]),
         out.dtype,
         "conv2d dilation phase outputs",
     )
-    for i, (_, _, phase_h, phase_w, _, _) in enumerate(phases):
-        x_stack[i * batch : (i + 1) * batch] = x[:, phase_h::dilation_h, phase_w::dilation_w]
-    if not _winograd_forward(x_stack, kernel, bias, out_stack, -shift_h, -shift_w, single_threaded):
+    if not _winograd_forward(
+        x_stack, kernel, bias, out_stack, phase_top, phase_left, single_threaded
+    ):
         return False
-    for i, (a, b, _, _, _, _) in enumerate(phases):
-        out[:, a::dilation_h, b::dilation_w] = out_stack[i * batch : (i + 1) * batch]
+    for i, ((a, b), _) in enumerate(phases):
+        out[:, a :: dilation_rate[0], b :: dilation_rate[1]] = out_stack[i * batch : (i + 1) * batch]
+    return True
+
+
+def winograd_grad_kernel(x, grad_output, grad_kernel, dilation_rate, pad_top, pad_left,
+                         single_threaded):
+    """Kernel gradient of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3).
+
+    A dilated kernel's gradient is the undilated gradient over the stacked
+    polyphase components (``_uniform_phases``): the sum over phases is the sum
+    over the stacked batch.  Returns False, computing nothing useful, when the
+    phases differ in shape or the data hold an Inf or NaN (the transforms would
+    spread it); the caller then takes the im2col path.
+    """
+    if dilation_rate == (1, 1):
+        return _winograd_grad_kernel(x, grad_output, grad_kernel, pad_top, pad_left,
+                                     single_threaded)
+    uniform = _uniform_phases(x.shape, grad_output.shape, dilation_rate, pad_top, pad_left)
+    if uniform is None:
+        return False
+    phases, phase_top, phase_left = uniform
+    x_stack = _stack_phases(x, [rs for _, rs in phases], dilation_rate, "conv2d dilation phases")
+    grad_stack = _stack_phases(
+        grad_output, [ab for ab, _ in phases], dilation_rate, "conv2d dilation phase gradients"
+    )
+    return _winograd_grad_kernel(x_stack, grad_stack, grad_kernel, phase_top, phase_left,
+                                 single_threaded)
+
+
+def _winograd_grad_kernel(x, grad_output, grad_kernel, pad_top, pad_left, single_threaded):
+    """``grad_kernel`` of an undilated 3x3 stride-1 convolution (see winograd_grad_kernel).
+
+    Each lane sums ``tiles[e]^T @ gtiles[e]`` over its chunks, in chunk order
+    (the first product written straight into its sum); the lanes' sums are
+    then added in lane order.  So the summation order is fixed by the shapes.
+    """
+    channels, filters = grad_kernel.shape[2], grad_kernel.shape[3]
+    out_h, out_w = grad_output.shape[1], grad_output.shape[2]
+    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    ranges = _lane_ranges(grad_output.shape[0] * tiles_h * tiles_w, single_threaded)
+
+    def lane(index):
+        first, stop = ranges[index]
+        chunk = _winograd_chunk(channels, filters)
+        tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
+        gtiles = allocate((16, chunk, filters), x.dtype, "conv2d Winograd gradient tile buffer")
+        total = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel gradient")
+        partial = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel gradient")
+        x_finite = allocate((chunk,), x.dtype, "conv2d Winograd check")
+        grad_finite = allocate((chunk,), x.dtype, "conv2d Winograd check")
+        total.fill(0.0)  # an empty lane adds nothing
+        with blas_warnings_off():
+            for tile0, tile1 in _winograd_chunks(first, stop, channels, filters):
+                count = tile1 - tile0
+                winograd_kernels.transform_input(
+                    x, tiles, x_finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left
+                )
+                winograd_kernels.transform_grad_output(
+                    grad_output, gtiles, grad_finite, tile0, tile1, tiles_h, tiles_w
+                )
+                if np.isnan(x_finite[:count]).any() or np.isnan(grad_finite[:count]).any():
+                    return None
+                product = np.matmul(
+                    tiles[:, :count].transpose(0, 2, 1),
+                    gtiles[:, :count],
+                    out=total if tile0 == first else partial,
+                )
+                if tile0 != first:
+                    np.add(total, product, out=total)
+        return total
+
+    sums = runtime.run_lanes(lane, len(ranges))
+    if any(lane_sum is None for lane_sum in sums):
+        return False
+    for lane_sum in sums[1:]:
+        np.add(sums[0], lane_sum, out=sums[0])
+    winograd_kernels.transform_weights_grad(sums[0], grad_kernel)
     return True
 
 

@@ -304,35 +304,7 @@ def conv2d_grads(
 
         if grad_kernel_c is not None:
             x_c = geometry.tocanonical(x, dtype)
-            path = _paths.grad_kernel_path(geometry)
-            if path == "gemm":
-                _paths.gemm_grad_kernel(
-                    x_c,
-                    grad_output_c,
-                    grad_kernel_c,
-                    out_h,
-                    out_w,
-                    scalars,
-                    geometry.single_threaded,
-                )
-            elif path == "matmul":
-                np.matmul(
-                    x_c.reshape(-1, geometry.channels).T,
-                    grad_output_c.reshape(-1, filters),
-                    out=grad_kernel_c.reshape(geometry.channels, filters),
-                )
-            else:
-                kernel_scalars = scalars
-                if not np.isfinite(grad_output_c).all():
-                    x_c, kernel_scalars = written_out_padding(x_c, geometry) or (x_c, scalars)
-                runtime.run(
-                    *_KERNELS["grad_kernel", geometry.depthwise],
-                    work,
-                    x_c,
-                    grad_output_c,
-                    grad_kernel_c,
-                    *kernel_scalars,
-                )
+            _grad_kernel_into(grad_kernel_c, x_c, grad_output_c, geometry)
             grad_kernel = grad_kernel_c.astype(result_dtype, copy=False)
 
     if grad_bias_c is not None:
@@ -346,3 +318,48 @@ def conv2d_grads(
         grad_bias = grad_bias_c.astype(result_dtype, copy=False)
 
     return grad_input, grad_kernel, grad_bias
+
+
+def _grad_kernel_into(grad_kernel, x, grad_output, geometry):
+    """Write the kernel gradient of ``geometry`` (canonical arrays) into ``grad_kernel``."""
+    path = _paths.grad_kernel_path(geometry)
+    if path == "winograd":
+        if _paths.winograd_grad_kernel(
+            x,
+            grad_output,
+            grad_kernel,
+            geometry.dilation_rate,
+            geometry.pad_top,
+            geometry.pad_left,
+            geometry.single_threaded,
+        ):
+            return
+        path = "gemm"  # Inf or NaN in the data, or uneven dilation phases
+    if path == "gemm":
+        _paths.gemm_grad_kernel(
+            x,
+            grad_output,
+            grad_kernel,
+            geometry.out_h,
+            geometry.out_w,
+            geometry.scalars,
+            geometry.single_threaded,
+        )
+    elif path == "matmul":
+        np.matmul(
+            x.reshape(-1, geometry.channels).T,
+            grad_output.reshape(-1, geometry.filters),
+            out=grad_kernel.reshape(geometry.channels, geometry.filters),
+        )
+    else:
+        scalars = geometry.scalars
+        if not np.isfinite(grad_output).all():
+            x, scalars = written_out_padding(x, geometry) or (x, scalars)
+        runtime.run(
+            *_KERNELS["grad_kernel", geometry.depthwise],
+            geometry.multiply_adds,
+            x,
+            grad_output,
+            grad_kernel,
+            *scalars,
+        )
