@@ -58,6 +58,7 @@ def set_chunk_budget(monkeypatch, regime, budget):
     if regime == "threaded":
         monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0)
         monkeypatch.setattr(nn_conv, "COLUMN_BUFFER_BYTES", budget)
+        monkeypatch.setattr(nn_conv, "LANE_COLUMN_BUFFER_BYTES", budget)
         monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", budget)
     else:
         monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 1 << 62)
@@ -245,6 +246,34 @@ def test_chunks_across_images_and_a_partial_last_chunk(
         dilation_rate=(1, 2),
         data_format=data_format,
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_forward_in_lanes_matches_reference_for_any_thread_count(monkeypatch, dtype):
+    # Few columns and filters (stem-like): the threaded im2col forward runs in lanes,
+    # several chunks per lane, products in pieces of 5 rows with a shorter last one.
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(nn_conv, "LANE_MIN_PIXELS", 5)
+    monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", 5 * 3 * 3 * 3 * 6)
+    monkeypatch.setattr(nn_conv, "LANE_COLUMN_BUFFER_BYTES", 2 * 9 * 27 * 8)
+    force_paths(monkeypatch, "gemm", "col2im", "gemm")
+    lanes = []
+    original = nn_conv._gemm_forward_lanes
+    monkeypatch.setattr(
+        nn_conv, "_gemm_forward_lanes", lambda *args: lanes.append(1) or original(*args)
+    )
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 17, 18, 3)).astype(dtype)
+    kernel = rng.standard_normal((3, 3, 3, 6)).astype(dtype)
+    bias = rng.standard_normal(6).astype(dtype)
+    options = dict(strides=2, padding="same")
+    results = []
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        with runtime.num_threads(threads):
+            results.append(nn.conv2d(x, kernel, bias, **options))
+    assert lanes == [1, 1]
+    assert np.array_equal(results[0], results[1])
+    assert_close(results[0], conv2d_reference(x, kernel, bias, **options), np.dtype(dtype))
 
 
 @settings(max_examples=40)

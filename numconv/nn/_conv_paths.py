@@ -37,6 +37,13 @@ WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MAX_DILATION = 4
 # Bytes of one im2col / col2im chunk buffer (L2-sized: the BLAS product reads it right away).
 COLUMN_BUFFER_BYTES = 2 << 20
+# A threaded im2col forward whose single-thread products hold at least this many
+# pixels (few columns and filters: stem7x7s2's 147 x 64 gives 55) runs in lanes
+# (runtime.run_lanes); with fewer, the pieces are too thin for BLAS and the
+# chunked products on both of OpenBLAS's threads are faster.
+LANE_MIN_PIXELS = 32
+# Bytes of one lane's im2col buffer: half of one core's L2.
+LANE_COLUMN_BUFFER_BYTES = 512 << 10
 # Below this many multiply-adds a call stays on the direct kernels: BLAS calls and
 # buffer set-up would cost more than they save.
 GEMM_MIN_WORK = 1 << 20
@@ -161,9 +168,61 @@ def _im2col_chunks(x, kernel_shape, out_h, out_w, scalars, single_threaded, per_
             yield row0, row1, cols[: (row1 - row0) * out_w]
 
 
+def _lane_piece(columns, filters):
+    """Pixels per product that OpenBLAS computes on the calling thread."""
+    return max(1, BLAS_SINGLE_THREAD_WORK // (columns * filters))
+
+
+def _multiply_in_pieces(cols, weights, target, piece):
+    """``target = cols @ weights`` as products of ``piece`` rows (one NumPy call for the
+    whole ones: NumPy loops over a stack of products without the GIL)."""
+    whole = cols.shape[0] // piece * piece
+    if whole:
+        np.matmul(
+            cols[:whole].reshape(-1, piece, cols.shape[1]),
+            weights,
+            out=target[:whole].reshape(-1, piece, target.shape[1]),
+        )
+    if whole < cols.shape[0]:
+        np.matmul(cols[whole:], weights, out=target[whole:])
+
+
+def _gemm_forward_lanes(x, kernel, bias, out, out_h, out_w, scalars):
+    """gemm_forward in lanes: each lane im2cols its own output rows and multiplies
+    them in single-thread pieces on its own thread (see runtime.run_lanes)."""
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    columns = kernel_h * kernel_w * channels
+    weights = kernel.reshape(columns, filters)
+    out_rows = out.reshape(-1, filters)
+    total_rows = out.shape[0] * out_h
+    ranges = _lane_ranges(total_rows, False)
+    chunk = max(1, min(LANE_COLUMN_BUFFER_BYTES // (out_w * columns * x.itemsize), total_rows))
+    piece = _lane_piece(columns, filters)
+
+    def lane(index):
+        first, stop = ranges[index]
+        cols = allocate((chunk * out_w, columns), x.dtype, "conv2d im2col buffer")
+        with blas_warnings_off():
+            for row0 in range(first, stop, chunk):
+                row1 = min(row0 + chunk, stop)
+                gemm_kernels.im2col_serial(
+                    x, cols, row0, row1, out_h, kernel_h, kernel_w, out_w, *scalars
+                )
+                target = out_rows[row0 * out_w : row1 * out_w]
+                _multiply_in_pieces(cols[: target.shape[0]], weights, target, piece)
+                if bias is not None:
+                    np.add(target, bias, out=target)
+
+    runtime.run_lanes(lane, len(ranges))
+
+
 def gemm_forward(x, kernel, bias, out, out_h, out_w, scalars, single_threaded):
     """``out`` (N, OH, OW, F) = im2col(x) @ kernel + bias, chunk of output rows by chunk."""
     filters = kernel.shape[3]
+    columns = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
+    if not single_threaded and _lane_piece(columns, filters) >= LANE_MIN_PIXELS:
+        _gemm_forward_lanes(x, kernel, bias, out, out_h, out_w, scalars)
+        return
     weights = kernel.reshape(-1, filters)
     out_rows = out.reshape(-1, filters)
     for row0, row1, cols in _im2col_chunks(x, kernel.shape, out_h, out_w, scalars, single_threaded):
