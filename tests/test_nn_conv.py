@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import numconv.nn as nn
 from numconv.kernels import conv as conv_kernels
+from numconv.kernels import winograd as winograd_kernels
 from numconv import runtime
 
 from gradient_check import assert_gradients_close
@@ -523,7 +524,11 @@ def test_warmup_compiles_every_kernel_for_the_requested_dtypes():
         for job in ("_forward", "_grad_input", "_grad_kernel")
         for suffix in ("", "_serial")
     ] + [conv_kernels.conv2d_grad_bias, conv_kernels.conv2d_grad_bias_serial]
-    for dispatcher in serial_and_parallel:
+    winograd = [
+        getattr(winograd_kernels, "transform_" + name)
+        for name in ("kernel", "input", "output", "grad_output", "weights_grad")
+    ]
+    for dispatcher in serial_and_parallel + winograd:
         dtypes = {signature[0].dtype.name for signature in dispatcher.signatures}
         assert dtypes == {"float32", "float64"}, dispatcher.__name__
     with pytest.raises(ValueError, match=r"received dtypes=\('float32', 'int8'\)"):
