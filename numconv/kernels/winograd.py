@@ -64,33 +64,44 @@ def transform_kernel(kernel, weights):
 
 
 @jit.kernel()
+def _load_window(array, patch, flags, n, top, left, size):
+    """Copy the ``size`` x ``size`` window of ``array[n]`` at ``(top, left)`` into
+    ``patch`` rows ``0 .. size * size - 1`` (zeros outside the array).
+
+    Returns 0 when the window's values are all finite, NaN otherwise: ``v - v``
+    is 0 for a finite ``v`` and NaN for Inf or NaN, summed into ``flags`` per
+    channel (a vector loop), then over the channels once.
+    """
+    height, width, depth = array.shape[1], array.shape[2], array.shape[3]
+    flags[:] = 0.0
+    for i in range(size):
+        y = top + i
+        for j in range(size):
+            x = left + j
+            row = patch[size * i + j]
+            if y < 0 or y >= height or x < 0 or x >= width:
+                for d in range(depth):
+                    row[d] = 0.0
+            else:
+                src = array[n, y, x]
+                for d in range(depth):
+                    row[d] = src[d]
+                    flags[d] += src[d] - src[d]
+    check = 0.0
+    for d in range(depth):
+        check += flags[d]
+    return check
+
+
+@jit.kernel()
 def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch):
-    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    channels = x.shape[3]
     n = t // (tiles_h * tiles_w)
     th = (t // tiles_w) % tiles_h
     tw = t % tiles_w
-    # v - v is 0 for a finite v and NaN for Inf or NaN; summed per channel (a
-    # vector loop), then over channels once per tile.
-    flags = patch[16]
-    flags[:] = 0.0
-    for i in range(4):
-        ih = 2 * th + i - pad_top
-        for j in range(4):
-            iw = 2 * tw + j - pad_left
-            row = patch[4 * i + j]
-            if ih < 0 or ih >= height or iw < 0 or iw >= width:
-                for c in range(channels):
-                    row[c] = 0.0
-            else:
-                src = x[n, ih, iw]
-                for c in range(channels):
-                    row[c] = src[c]
-                    flags[c] += src[c] - src[c]
+    # patch rows 0-15: the 4x4 input tile; row 16: finiteness flags.
     slot = t - tile0
-    check = 0.0
-    for c in range(channels):
-        check += flags[c]
-    finite[slot] = check
+    finite[slot] = _load_window(x, patch, patch[16], n, 2 * th - pad_top, 2 * tw - pad_left, 4)
     # B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]].
     for j in range(4):
         for c in range(channels):
@@ -168,33 +179,14 @@ def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
 
 @jit.kernel()
 def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch):
-    out_h, out_w, filters = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
+    filters = grad_output.shape[3]
     n = t // (tiles_h * tiles_w)
     th = (t // tiles_w) % tiles_h
     tw = t % tiles_w
     # patch rows 0-3: the 2x2 tile dY (zero past the edge); row 4: finiteness flags;
     # rows 5-12: the intermediate of the transform.
-    for i in range(2):
-        oh = 2 * th + i
-        for j in range(2):
-            ow = 2 * tw + j
-            row = patch[2 * i + j]
-            if oh >= out_h or ow >= out_w:
-                for f in range(filters):
-                    row[f] = 0.0
-            else:
-                src = grad_output[n, oh, ow]
-                for f in range(filters):
-                    row[f] = src[f]
-    flags = patch[4]
-    for f in range(filters):
-        flags[f] = (patch[0, f] - patch[0, f]) + (patch[1, f] - patch[1, f]) + (
-            patch[2, f] - patch[2, f]) + (patch[3, f] - patch[3, f])
     slot = t - tile0
-    check = 0.0
-    for f in range(filters):
-        check += flags[f]
-    finite[slot] = check
+    finite[slot] = _load_window(grad_output, patch, patch[4], n, 2 * th, 2 * tw, 2)
     # A dY A^T with A = [[1, 0], [1, 1], [1, -1], [0, -1]]: each pair (y0, y1)
     # spreads to (y0, y0 + y1, y0 - y1, -y1), first down the columns (into
     # patch rows 5-12: row i of the 4x2 intermediate is rows 5 + 2i, 6 + 2i),
