@@ -530,11 +530,16 @@ def test_dispatch_rules_pick_the_intended_path(name):
     assert nn_conv.grad_kernel_path(geometry) == grad_kernel
 
 
-@pytest.mark.parametrize("shape", [(3, 5, 7), (2, 33, 65), (1, 64, 32), (0, 4, 4)])
+# (2, 11, 1100) float32 and (2, 9, 515) float64 have rows of 4 KiB or more: the
+# long-row blocks, with partial blocks on both axes.
+@pytest.mark.parametrize(
+    "shape", [(3, 5, 7), (2, 33, 65), (1, 64, 32), (0, 4, 4), (2, 11, 1100), (2, 9, 515)]
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("parallel", [False, True])
-def test_layout_swap_is_a_transpose(shape, parallel):
-    src = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
-    dst = np.full((shape[0], shape[2], shape[1]), np.nan, dtype=np.float32)
+def test_layout_swap_is_a_transpose(shape, dtype, parallel):
+    src = np.arange(np.prod(shape), dtype=dtype).reshape(shape)
+    dst = np.full((shape[0], shape[2], shape[1]), np.nan, dtype=dtype)
     swap = gemm_kernels.swap_last_axes if parallel else gemm_kernels.swap_last_axes_serial
     swap(src, dst)
     np.testing.assert_array_equal(dst, src.transpose(0, 2, 1))
