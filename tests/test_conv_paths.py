@@ -123,6 +123,29 @@ def test_general_paths_match_reference(
     check_problem(np.random.default_rng(1), x_shape, kernel_shape, dtype, **options)
 
 
+def as_channels_first(problem):
+    x_shape, kernel_shape, options = problem
+    if options.get("data_format") == "channels_first":
+        return problem
+    batch, height, width, channels = x_shape
+    return (batch, channels, height, width), kernel_shape, dict(options, data_format="channels_first")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("regime, budget", [("threaded", 300), ("single", 2000), ("single", 1 << 19)])
+@pytest.mark.parametrize(
+    "x_shape, kernel_shape, options", [as_channels_first(p) for p in GENERAL_PROBLEMS]
+)
+def test_gemm_paths_on_channels_first_planes(
+    monkeypatch, regime, budget, x_shape, kernel_shape, options, dtype
+):
+    # im2col, col2im and the kernel gradient read and write the planes themselves,
+    # over several chunks per image.
+    set_chunk_budget(monkeypatch, regime, budget)
+    force_paths(monkeypatch, "gemm", "col2im", "gemm")
+    check_problem(np.random.default_rng(11), x_shape, kernel_shape, dtype, **options)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "x_shape, kernel_shape, options",
@@ -249,24 +272,31 @@ def test_chunks_across_images_and_a_partial_last_chunk(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gemm_forward_in_lanes_matches_reference_for_any_thread_count(monkeypatch, dtype):
+@pytest.mark.parametrize(
+    "data_format, lanes_function",
+    [("channels_last", "_gemm_forward_lanes"), ("channels_first", "_gemm_forward_planes_lanes")],
+)
+def test_gemm_forward_in_lanes_matches_reference_for_any_thread_count(
+    monkeypatch, dtype, data_format, lanes_function
+):
     # Few columns and filters (stem-like): the threaded im2col forward runs in lanes,
-    # several chunks per lane, products in pieces of 5 rows with a shorter last one.
+    # several chunks per lane, products in pieces of 5 pixels with a shorter last one
+    # (channels_first: chunks end at image ends, out_w = 9 is not a multiple of 5).
     monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(nn_conv, "LANE_MIN_PIXELS", 5)
     monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", 5 * 3 * 3 * 3 * 6)
     monkeypatch.setattr(nn_conv, "LANE_COLUMN_BUFFER_BYTES", 2 * 9 * 27 * 8)
     force_paths(monkeypatch, "gemm", "col2im", "gemm")
     lanes = []
-    original = nn_conv._gemm_forward_lanes
-    monkeypatch.setattr(
-        nn_conv, "_gemm_forward_lanes", lambda *args: lanes.append(1) or original(*args)
-    )
+    original = getattr(nn_conv, lanes_function)
+    monkeypatch.setattr(nn_conv, lanes_function, lambda *args: lanes.append(1) or original(*args))
     rng = np.random.default_rng(13)
     x = rng.standard_normal((3, 17, 18, 3)).astype(dtype)
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
     kernel = rng.standard_normal((3, 3, 3, 6)).astype(dtype)
     bias = rng.standard_normal(6).astype(dtype)
-    options = dict(strides=2, padding="same")
+    options = dict(strides=2, padding="same", data_format=data_format)
     results = []
     for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
         with runtime.num_threads(threads):
@@ -291,6 +321,7 @@ def test_random_problems_on_forced_gemm_paths(data):
     regime = data.draw(st.sampled_from(["threaded", "single"]))
     budget = data.draw(st.sampled_from([64, 1000, 2 << 20]))
     grad_input = "flipped" if strides == 1 and data.draw(st.booleans()) else "col2im"
+    channels_first = data.draw(st.booleans())
     options = dict(strides=strides, dilation_rate=dilation_rate, padding=padding)
     try:
         conv2d_reference(
@@ -304,10 +335,12 @@ def test_random_problems_on_forced_gemm_paths(data):
     with pytest.MonkeyPatch.context() as monkeypatch:
         set_chunk_budget(monkeypatch, regime, budget)
         force_paths(monkeypatch, "gemm", grad_input, "gemm")
+        problem = ((batch, height, width, channels), (*kernel_size, channels, filters), options)
+        x_shape, kernel_shape, options = as_channels_first(problem) if channels_first else problem
         check_problem(
             np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))),
-            (batch, height, width, channels),
-            (*kernel_size, channels, filters),
+            x_shape,
+            kernel_shape,
             dtype,
             **options,
         )

@@ -132,3 +132,95 @@ def test_im2col_matches_reference_on_random_geometry(
         chunk_rows,
         build,
     )
+
+
+# channels_first planes: im2col_planes writes the transpose of the reference's
+# columns for one image's output rows, read from (N, C, H, W) data; col2im_planes_add
+# is its adjoint, checked by <im2col(x), y> = <x, col2im(y)> against the reference.
+PLANE_BUILDS = {
+    "serial": (gemm_kernels.im2col_planes_serial, gemm_kernels.col2im_planes_add_serial),
+    "parallel": (gemm_kernels.im2col_planes, gemm_kernels.col2im_planes_add),
+}
+
+
+def check_planes(x_planes, kernel_h, kernel_w, strides, dilation, pads, chunk_rows, build):
+    """Every chunk of every image against the reference; spare buffer columns stay NaN."""
+    im2col_planes, col2im_planes_add = PLANE_BUILDS[build]
+    (pad_top, pad_bottom), (pad_left, pad_right) = pads
+    batch, channels, height, width = x_planes.shape
+    x = np.ascontiguousarray(np.moveaxis(x_planes, 1, -1))
+    out_h = out_size(height, kernel_h, strides[0], dilation[0], pad_top, pad_bottom)
+    out_w = out_size(width, kernel_w, strides[1], dilation[1], pad_left, pad_right)
+    assert out_h > 0 and out_w > 0
+    scalars = (*strides, *dilation, pad_top, pad_left)
+    columns = kernel_h * kernel_w * channels
+    cols_t = np.empty((columns, (chunk_rows + 1) * out_w), dtype=x.dtype)
+    rng = np.random.default_rng(7)
+    for n in range(batch):
+        for oh0 in range(0, out_h, chunk_rows):
+            oh1 = min(oh0 + chunk_rows, out_h)
+            used = (oh1 - oh0) * out_w
+            row0 = n * out_h
+            expected = im2col_reference(
+                x, row0 + oh0, row0 + oh1, out_h, out_w, kernel_h, kernel_w, *scalars
+            ).T
+            cols_t.fill(np.nan)
+            im2col_planes(x_planes, cols_t, n, oh0, oh1, kernel_h, kernel_w, out_w, *scalars)
+            np.testing.assert_array_equal(cols_t[:, :used], expected)
+            assert np.isnan(cols_t[:, used:]).all()
+
+            y = np.full_like(cols_t, np.nan)  # columns past the chunk must not be read
+            y[:, :used] = rng.standard_normal((columns, used))
+            start = rng.standard_normal(x_planes.shape).astype(x.dtype)
+            grad = start.copy()
+            col2im_planes_add(y, grad, n, oh0, oh1, kernel_h, kernel_w, out_w, *scalars)
+            added = (grad - start).astype(np.float64)
+            assert not added[np.arange(batch) != n].any()  # other images untouched
+            np.testing.assert_allclose(
+                np.sum(added * x_planes), np.sum(expected * y[:, :used]), rtol=1e-4, atol=1e-4
+            )
+
+
+@pytest.mark.parametrize("build", sorted(PLANE_BUILDS))
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_planes_im2col_and_col2im_match_reference(name, build):
+    shape, kernel_h, kernel_w, strides, dilation, pads = CASES[name]
+    rng = np.random.default_rng(len(name))
+    batch, height, width, channels = shape
+    x_planes = rng.standard_normal((batch, channels, height, width)).astype(np.float32)
+    for chunk_rows in (1, 3, 1000):
+        check_planes(x_planes, kernel_h, kernel_w, strides, dilation, pads, chunk_rows, build)
+
+
+@given(
+    batch=st.integers(1, 2),
+    height=st.integers(1, 9),
+    width=st.integers(1, 9),
+    channels=st.sampled_from([1, 2, 3, 5]),
+    kernel_h=st.integers(1, 5),
+    kernel_w=st.integers(1, 7),
+    strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    pads=st.tuples(st.integers(-2, 4), st.integers(-2, 4), st.integers(-2, 4), st.integers(-2, 4)),
+    chunk_rows=st.integers(1, 5),
+    build=st.sampled_from(sorted(PLANE_BUILDS)),
+)
+def test_planes_match_reference_on_random_geometry(
+    batch, height, width, channels, kernel_h, kernel_w, strides, dilation, pads, chunk_rows, build
+):
+    pad_top, pad_bottom, pad_left, pad_right = pads
+    if out_size(height, kernel_h, strides[0], dilation[0], pad_top, pad_bottom) < 1:
+        return
+    if out_size(width, kernel_w, strides[1], dilation[1], pad_left, pad_right) < 1:
+        return
+    x_planes = np.random.default_rng(0).standard_normal((batch, channels, height, width))
+    check_planes(
+        x_planes,
+        kernel_h,
+        kernel_w,
+        strides,
+        dilation,
+        ((pad_top, pad_bottom), (pad_left, pad_right)),
+        chunk_rows,
+        build,
+    )

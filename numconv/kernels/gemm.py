@@ -239,6 +239,130 @@ def col2im_add_serial(cols, grad_input, row0, row1, out_h, kernel_h, kernel_w, o
 
 
 # ---------------------------------------------------------------------------
+# channels_first data: the same two kernels on planes, transposed.  With x
+# C-contiguous (N, C, H, W), the receptive fields of output rows [oh0, oh1) of
+# image n go to ``cols_t[(kh * kernel_w + kw) * C + c, (oh - oh0) * out_w + ow]``:
+# row k of cols_t is one input plane read at one tap, so the copies run along
+# input rows and the products ``kernel^T @ cols_t`` (forward) and
+# ``cols_t @ grad_output_plane^T`` (kernel gradient) read channels_first data
+# without a transpose.  col2im_planes_add is the adjoint; its tile is one input
+# row (c, ih) of image n, gathering its taps in (kh, kw) order.
+
+
+@jit.kernel()
+def _valid_outputs(offset, stride, size, out_size):
+    """``[lo, hi)``: the outputs o with ``0 <= o * stride + offset < size``."""
+    lo = 0 if offset >= 0 else (stride - 1 - offset) // stride
+    hi = 0 if size - 1 - offset < 0 else (size - 1 - offset) // stride + 1
+    lo = min(lo, out_size)
+    return lo, max(lo, min(hi, out_size))
+
+
+@jit.kernel()
+def _im2col_plane_row(x, cols_t, k, n, oh0, oh1, kernel_w, out_w, stride_h, stride_w,
+                      dilation_h, dilation_w, pad_top, pad_left):
+    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    c = k % channels
+    kw = k // channels % kernel_w
+    kh = k // (channels * kernel_w)
+    offset = kw * dilation_w - pad_left
+    ow_lo, ow_hi = _valid_outputs(offset, stride_w, width, out_w)
+    plane = x[n, c].reshape(height * width)
+    dst = cols_t[k]
+    step = np.uint64(stride_w)
+    for oh in range(oh0, oh1):
+        base = (oh - oh0) * out_w
+        ih = oh * stride_h + kh * dilation_h - pad_top
+        if ih < 0 or ih >= height:
+            _zero_run(dst, base, out_w)
+            continue
+        _zero_run(dst, base, ow_lo)
+        _zero_run(dst, base + ow_hi, out_w - ow_hi)
+        if stride_w == 1:
+            _copy_run(dst, base + ow_lo, plane, ih * width + ow_lo + offset, ow_hi - ow_lo)
+            continue
+        d = np.uint64(base + ow_lo)
+        src = np.uint64(ih * width + ow_lo * stride_w + offset)
+        for j in range(np.uint64(ow_hi - ow_lo)):
+            dst[d + j] = plane[src + j * step]
+
+
+@jit.kernel(parallel=True)
+def im2col_planes(x, cols_t, n, oh0, oh1, kernel_h, kernel_w, out_w, stride_h, stride_w,
+                  dilation_h, dilation_w, pad_top, pad_left):
+    """Receptive fields of output rows ``[oh0, oh1)`` of image ``n`` into ``cols_t``."""
+    for k in prange(kernel_h * kernel_w * x.shape[1]):
+        _im2col_plane_row(x, cols_t, np.int64(k), n, oh0, oh1, kernel_w, out_w, stride_h,
+                          stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def im2col_planes_serial(x, cols_t, n, oh0, oh1, kernel_h, kernel_w, out_w, stride_h,
+                         stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    """Serial build of :func:`im2col_planes`."""
+    for k in range(kernel_h * kernel_w * x.shape[1]):
+        _im2col_plane_row(x, cols_t, k, n, oh0, oh1, kernel_w, out_w, stride_h, stride_w,
+                          dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def _col2im_plane_row(cols_t, grad_input, tile, n, oh0, oh1, kernel_h, kernel_w, out_w,
+                      stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    channels, height, width = grad_input.shape[1], grad_input.shape[2], grad_input.shape[3]
+    c = tile // height
+    ih = tile % height
+    grad_row = grad_input[n, c, ih]
+    for kh in range(kernel_h):
+        oh = _output_position(ih, kh, pad_top, stride_h, dilation_h, oh1)
+        if oh < oh0:
+            continue
+        base = (oh - oh0) * out_w
+        for kw in range(kernel_w):
+            src = cols_t[(kh * kernel_w + kw) * channels + c]
+            offset = kw * dilation_w - pad_left
+            ow_lo, ow_hi = _valid_outputs(offset, stride_w, width, out_w)
+            for ow in range(ow_lo, ow_hi):
+                grad_row[ow * stride_w + offset] += src[base + ow]
+
+
+@jit.kernel()
+def _col2im_plane_rows(grad_input, oh0, oh1, kernel_h, stride_h, dilation_h, pad_top):
+    """First and stop input rows that output rows [oh0, oh1) touch."""
+    height = grad_input.shape[2]
+    first = min(max(oh0 * stride_h - pad_top, 0), height)
+    stop = min(max((oh1 - 1) * stride_h + (kernel_h - 1) * dilation_h - pad_top + 1, 0), height)
+    return first, max(first, stop)
+
+
+@jit.kernel(parallel=True)
+def col2im_planes_add(cols_t, grad_input, n, oh0, oh1, kernel_h, kernel_w, out_w, stride_h,
+                      stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    """Add the columns of output rows ``[oh0, oh1)`` of image ``n`` into ``grad_input``."""
+    first, stop = _col2im_plane_rows(grad_input, oh0, oh1, kernel_h, stride_h, dilation_h,
+                                     pad_top)
+    rows = stop - first
+    height = grad_input.shape[2]
+    for tile in prange(grad_input.shape[1] * rows):
+        _col2im_plane_row(cols_t, grad_input, tile // rows * height + first + tile % rows, n,
+                          oh0, oh1, kernel_h, kernel_w, out_w, stride_h, stride_w, dilation_h,
+                          dilation_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def col2im_planes_add_serial(cols_t, grad_input, n, oh0, oh1, kernel_h, kernel_w, out_w,
+                             stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    """Serial build of :func:`col2im_planes_add`."""
+    first, stop = _col2im_plane_rows(grad_input, oh0, oh1, kernel_h, stride_h, dilation_h,
+                                     pad_top)
+    rows = stop - first
+    height = grad_input.shape[2]
+    for tile in range(grad_input.shape[1] * rows):
+        _col2im_plane_row(cols_t, grad_input, tile // rows * height + first + tile % rows, n,
+                          oh0, oh1, kernel_h, kernel_w, out_w, stride_h, stride_w, dilation_h,
+                          dilation_w, pad_top, pad_left)
+
+
+# ---------------------------------------------------------------------------
 # Layout change between channels_first and channels_last: dst[n] = src[n].T for
 # 3-D src (N, A, B) and dst (N, B, A), by blocks so that both the reads and the
 # writes stay within a few cache lines.  Square 32 x 32 blocks, except for source

@@ -137,6 +137,10 @@ class ConvGeometry:
         """channels_first data whose channel axis really moves (not 1 channel or 1 pixel)."""
         return self.data_format == "channels_first" and shape[-3] > 1 and shape[-2] * shape[-1] > 1
 
+    def toplanes(self, array, dtype):
+        """channels_first (batch..., C, H, W) -> C-contiguous (N, C, H, W), never a transpose."""
+        return canonical(array.reshape((self.batch, *array.shape[-3:])), dtype)
+
     def tocanonical(self, array, dtype):
         """Caller's layout (batch..., spatial, channels) -> C-contiguous (N, H, W, C)."""
         if self._moves_channels(array.shape):

@@ -232,22 +232,96 @@ def gemm_forward(x, kernel, bias, out, out_h, out_w, scalars, single_threaded):
             np.add(target, bias, out=target)
 
 
-def gemm_forward_channels_first(
-    x, kernel, bias, out_planes, out_h, out_w, scalars, single_threaded
-):
-    """``out_planes`` (N, F, OH * OW) = (im2col(x) @ kernel)^T + bias, chunk by chunk.
+def _plane_chunks(first, stop, out_h, chunk):
+    """``(n, oh0, oh1)``: the flat output rows ``[first, stop)`` (``n * out_h + oh``)
+    in chunks of at most ``chunk`` rows that never straddle two images."""
+    row = first
+    while row < stop:
+        n, oh0 = divmod(row, out_h)
+        oh1 = min(oh0 + chunk, out_h, oh0 + stop - row)
+        yield n, oh0, oh1
+        row += oh1 - oh0
 
-    ``x`` is canonical (N, H, W, C); each product ``kernel^T @ cols^T`` writes a
-    block of pixel columns of one image's (F, OH * OW) plane directly, so the
-    channels_first result needs no transpose.  Chunks never straddle images.
+
+def _im2col_planes_chunks(x, kernel_shape, out_h, out_w, scalars, single_threaded):
+    """Yield ``(n, oh0, oh1, cols_t)``: transposed im2col of channels_first ``x``
+    (N, C, H, W), chunk of output rows by chunk, in a reused buffer."""
+    kernel_h, kernel_w, channels, filters = kernel_shape
+    columns = kernel_h * kernel_w * channels
+    chunk = _rows_per_chunk(out_w, columns, x.itemsize, out_h, filters, single_threaded)
+    cols_t = allocate((columns, chunk * out_w), x.dtype, "conv2d im2col buffer")
+    for n, oh0, oh1 in _plane_chunks(0, x.shape[0] * out_h, out_h, chunk):
+        _pack(
+            single_threaded,
+            gemm_kernels.im2col_planes_serial,
+            gemm_kernels.im2col_planes,
+            x,
+            cols_t,
+            n,
+            oh0,
+            oh1,
+            kernel_h,
+            kernel_w,
+            out_w,
+            *scalars,
+        )
+        yield n, oh0, oh1, cols_t[:, : (oh1 - oh0) * out_w]
+
+
+def _multiply_planes_in_pieces(weights_t, cols_t, target, piece):
+    """``target = weights_t @ cols_t`` as products of ``piece`` pixel columns, stacked
+    into one NumPy call like :func:`_multiply_in_pieces`."""
+    whole = cols_t.shape[1] // piece * piece
+    if whole:
+        np.matmul(
+            weights_t,
+            cols_t[:, :whole].reshape((cols_t.shape[0], -1, piece), copy=False).transpose(1, 0, 2),
+            out=target[:, :whole].reshape((target.shape[0], -1, piece), copy=False).transpose(1, 0, 2),
+        )
+    if whole < cols_t.shape[1]:
+        np.matmul(weights_t, cols_t[:, whole:], out=target[:, whole:])
+
+
+def _gemm_forward_planes_lanes(x, kernel, bias, out_planes, out_h, out_w, scalars):
+    """gemm_forward_planes in lanes, as :func:`_gemm_forward_lanes`."""
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    columns = kernel_h * kernel_w * channels
+    weights_t = kernel.reshape(columns, filters).T
+    ranges = _lane_ranges(x.shape[0] * out_h, False)
+    chunk = max(1, min(LANE_COLUMN_BUFFER_BYTES // (out_w * columns * x.itemsize), out_h))
+    piece = _lane_piece(columns, filters)
+
+    def lane(index):
+        cols_t = allocate((columns, chunk * out_w), x.dtype, "conv2d im2col buffer")
+        with blas_warnings_off():
+            for n, oh0, oh1 in _plane_chunks(*ranges[index], out_h, chunk):
+                gemm_kernels.im2col_planes_serial(
+                    x, cols_t, n, oh0, oh1, kernel_h, kernel_w, out_w, *scalars
+                )
+                target = out_planes[n, :, oh0 * out_w : oh1 * out_w]
+                _multiply_planes_in_pieces(weights_t, cols_t[:, : target.shape[1]], target, piece)
+                if bias is not None:
+                    np.add(target, bias[:, None], out=target)
+
+    runtime.run_lanes(lane, len(ranges))
+
+
+def gemm_forward_planes(x, kernel, bias, out_planes, out_h, out_w, scalars, single_threaded):
+    """channels_first ``out_planes`` (N, F, OH * OW) = kernel^T @ im2col_t(x) + bias.
+
+    ``x`` is C-contiguous (N, C, H, W): neither it nor the result is transposed.
     """
-    weights_t = kernel.reshape(-1, kernel.shape[3]).T
-    for row0, row1, cols in _im2col_chunks(
-        x, kernel.shape, out_h, out_w, scalars, single_threaded, per_image=True
+    filters = kernel.shape[3]
+    columns = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
+    if not single_threaded and _lane_piece(columns, filters) >= LANE_MIN_PIXELS:
+        _gemm_forward_planes_lanes(x, kernel, bias, out_planes, out_h, out_w, scalars)
+        return
+    weights_t = kernel.reshape(columns, filters).T
+    for n, oh0, oh1, cols_t in _im2col_planes_chunks(
+        x, kernel.shape, out_h, out_w, scalars, single_threaded
     ):
-        n, oh0 = divmod(row0, out_h)
-        target = out_planes[n, :, oh0 * out_w : (oh0 + row1 - row0) * out_w]
-        np.matmul(weights_t, cols.T, out=target)
+        target = out_planes[n, :, oh0 * out_w : oh1 * out_w]
+        np.matmul(weights_t, cols_t, out=target)
         if bias is not None:
             np.add(target, bias[:, None], out=target)
 
@@ -530,6 +604,51 @@ def col2im_grad_input(grad_output, kernel, grad_input, out_h, out_w, scalars, si
             row0,
             row1,
             out_h,
+            kernel_h,
+            kernel_w,
+            out_w,
+            *scalars,
+        )
+
+
+def gemm_grad_kernel_planes(x, grad_planes, grad_kernel, out_h, out_w, scalars, single_threaded):
+    """gemm_grad_kernel of channels_first data: x (N, C, H, W), grad_planes (N, F, OH * OW)."""
+    filters = grad_kernel.shape[3]
+    total = grad_kernel.reshape(-1, filters)
+    partial = allocate(total.shape, x.dtype, "conv2d kernel-gradient buffer")
+    for n, oh0, oh1, cols_t in _im2col_planes_chunks(
+        x, grad_kernel.shape, out_h, out_w, scalars, single_threaded
+    ):
+        first = n == 0 and oh0 == 0
+        grad_rows_t = grad_planes[n, :, oh0 * out_w : oh1 * out_w].T
+        product = np.matmul(cols_t, grad_rows_t, out=total if first else partial)
+        if not first:
+            np.add(total, product, out=total)
+
+
+def col2im_grad_input_planes(
+    grad_planes, kernel, grad_input, out_h, out_w, scalars, single_threaded
+):
+    """col2im_grad_input of channels_first data: grad_planes (N, F, OH * OW) and
+    grad_input (N, C, H, W)."""
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    columns = kernel_h * kernel_w * channels
+    weights = kernel.reshape(columns, filters)
+    chunk = _rows_per_chunk(out_w, columns, kernel.itemsize, out_h, filters, single_threaded)
+    cols_t = allocate((columns, chunk * out_w), kernel.dtype, "conv2d col2im buffer")
+    grad_input.fill(0.0)
+    for n, oh0, oh1 in _plane_chunks(0, grad_planes.shape[0] * out_h, out_h, chunk):
+        pixels = (oh1 - oh0) * out_w
+        np.matmul(weights, grad_planes[n, :, oh0 * out_w : oh1 * out_w], out=cols_t[:, :pixels])
+        _pack(
+            single_threaded,
+            gemm_kernels.col2im_planes_add_serial,
+            gemm_kernels.col2im_planes_add,
+            cols_t,
+            grad_input,
+            n,
+            oh0,
+            oh1,
             kernel_h,
             kernel_w,
             out_w,

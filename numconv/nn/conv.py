@@ -110,10 +110,9 @@ def conv2d(
             dtype,
             "conv2d output",
         )
-        x = geometry.tocanonical(x, dtype)
         with _paths.blas_warnings_off():
-            _paths.gemm_forward_channels_first(
-                x,
+            _paths.gemm_forward_planes(
+                geometry.toplanes(x, dtype),
                 canonical(kernel, dtype),
                 bias,
                 out_planes,
@@ -251,11 +250,20 @@ def conv2d_grads(
         return _paths.pointwise_channels_first_grads(
             geometry, x, kernel, grad_output, wanted, dtype, result_dtype
         )
+    planes = geometry.data_format == "channels_first"
+    gin_path = _paths.grad_input_path(geometry)
+    gker_path = _paths.grad_kernel_path(geometry)
+    # channels_first data stays in planes on the col2im and im2col paths (and for
+    # the bias); only the other paths need the channels_last copies.
+    gin_planes = planes and gin_path == "col2im"
+    gker_planes = planes and gker_path == "gemm"
     # The results first: a far-too-large request fails before any work or scratch.
     grad_input_c = grad_kernel_c = grad_bias_c = None
     if "input" in wanted:
         grad_input_c = allocate(
-            (geometry.batch, geometry.height, geometry.width, geometry.channels),
+            (geometry.batch, geometry.channels, geometry.height, geometry.width)
+            if gin_planes
+            else (geometry.batch, geometry.height, geometry.width, geometry.channels),
             dtype,
             "conv2d input gradient",
         )
@@ -263,7 +271,13 @@ def conv2d_grads(
         grad_kernel_c = allocate(kernel.shape, dtype, "conv2d kernel gradient")
     if "bias" in wanted:
         grad_bias_c = allocate((geometry.filters,), dtype, "conv2d bias gradient")
-    grad_output_c = geometry.tocanonical(grad_output, dtype)
+    grad_planes = _paths._planes(grad_output, geometry, dtype) if planes else None
+    needs_canonical = (
+        (grad_input_c is not None and not gin_planes)
+        or (grad_kernel_c is not None and not gker_planes)
+        or (grad_bias_c is not None and not planes)
+    )
+    grad_output_c = geometry.tocanonical(grad_output, dtype) if needs_canonical else None
     work = geometry.multiply_adds
     scalars = geometry.scalars
     grad_input = grad_kernel = grad_bias = None
@@ -272,10 +286,19 @@ def conv2d_grads(
     with _paths.blas_warnings_off():
         if grad_input_c is not None:
             kernel_c = canonical(kernel, dtype)
-            path = _paths.grad_input_path(geometry)
-            if path == "flipped":
+            if gin_planes:
+                _paths.col2im_grad_input_planes(
+                    grad_planes,
+                    kernel_c,
+                    grad_input_c,
+                    out_h,
+                    out_w,
+                    scalars,
+                    geometry.single_threaded,
+                )
+            elif gin_path == "flipped":
                 _paths.flipped_grad_input(grad_output_c, kernel_c, grad_input_c, geometry)
-            elif path == "col2im":
+            elif gin_path == "col2im":
                 _paths.col2im_grad_input(
                     grad_output_c,
                     kernel_c,
@@ -285,7 +308,7 @@ def conv2d_grads(
                     scalars,
                     geometry.single_threaded,
                 )
-            elif path == "matmul":
+            elif gin_path == "matmul":
                 np.matmul(
                     grad_output_c.reshape(-1, filters),
                     kernel_c.reshape(geometry.channels, filters).T,
@@ -300,21 +323,38 @@ def conv2d_grads(
                     grad_input_c,
                     *scalars,
                 )
-            grad_input = geometry.fromcanonical(grad_input_c, result_dtype)
+            if gin_planes:
+                grad_input = grad_input_c.reshape(x.shape).astype(result_dtype, copy=False)
+            else:
+                grad_input = geometry.fromcanonical(grad_input_c, result_dtype)
 
         if grad_kernel_c is not None:
-            x_c = geometry.tocanonical(x, dtype)
-            _grad_kernel_into(grad_kernel_c, x_c, grad_output_c, geometry)
+            if gker_planes:
+                _paths.gemm_grad_kernel_planes(
+                    geometry.toplanes(x, dtype),
+                    grad_planes,
+                    grad_kernel_c,
+                    out_h,
+                    out_w,
+                    scalars,
+                    geometry.single_threaded,
+                )
+            else:
+                x_c = geometry.tocanonical(x, dtype)
+                _grad_kernel_into(grad_kernel_c, x_c, grad_output_c, geometry)
             grad_kernel = grad_kernel_c.astype(result_dtype, copy=False)
 
     if grad_bias_c is not None:
-        runtime.run(
-            conv_kernels.conv2d_grad_bias_serial,
-            conv_kernels.conv2d_grad_bias,
-            work,
-            grad_output_c,
-            grad_bias_c,
-        )
+        if planes:
+            np.sum(grad_planes, axis=(0, 2), out=grad_bias_c)
+        else:
+            runtime.run(
+                conv_kernels.conv2d_grad_bias_serial,
+                conv_kernels.conv2d_grad_bias,
+                work,
+                grad_output_c,
+                grad_bias_c,
+            )
         grad_bias = grad_bias_c.astype(result_dtype, copy=False)
 
     return grad_input, grad_kernel, grad_bias
