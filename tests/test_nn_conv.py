@@ -465,6 +465,31 @@ def test_nan_and_inf_propagate_even_through_zero_weights(depthwise):
         np.testing.assert_array_equal(np.isinf(grad), np.isinf(expected_grad))
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_inf_meeting_the_padding_of_a_depthwise_convolution_gives_nan(data_format):
+    # 'same' padding: an Inf weight (forward) or Inf grad_output (kernel gradient) times
+    # a padded zero is NaN, as in the padded definition; channels_first depthwise
+    # kernels skip padded taps, so these calls must take the padded route.
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal(input_shape((2,), 6, 7, 3, data_format))
+    kernel = rng.standard_normal((3, 3, 1, 6))
+    kernel[0, 0, 0, 1] = np.inf
+    options = dict(groups=3, padding="same", data_format=data_format)
+    out = nn.conv2d(x, kernel, **options)
+    expected = conv2d_reference(x, kernel, **options)
+    assert np.isnan(expected).any()
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    kernel[0, 0, 0, 1] = 1.0
+    grad_output = rng.standard_normal(out.shape)
+    grad_output[(0, 0, 0, 4) if data_format == "channels_last" else (0, 4, 0, 0)] = np.inf
+    grads = nn.conv2d_grads(x, kernel, grad_output, **options)
+    expected_grads = conv2d_grads_reference(x, kernel, grad_output, **options)
+    assert np.isnan(expected_grads[1]).any()
+    for grad, expected_grad in zip(grads, expected_grads):
+        np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
+        np.testing.assert_array_equal(np.isinf(grad), np.isinf(expected_grad))
+
+
 def test_float16_is_computed_in_float32_and_returned_as_float16():
     rng = np.random.default_rng(9)
     # 300 terms per output: float16 accumulation would be far off, float32 is not.

@@ -16,6 +16,7 @@ import numpy as np
 from .. import runtime
 from .._memory import allocate
 from ..kernels import conv as conv_kernels
+from ..kernels import planes as plane_kernels
 from . import _conv_paths as _paths
 from ._arrays import canonical, real_array, result_and_compute_dtypes
 from ._conv_geometry import ConvGeometry, written_out_padding
@@ -43,6 +44,28 @@ _KERNELS = {
         conv_kernels.depthwise_conv2d_grad_kernel,
     ),
 }
+
+
+# channels_first depthwise: (serial build, parallel build) working on the planes.
+_PLANE_KERNELS = {
+    "forward": (
+        plane_kernels.depthwise_planes_forward_serial,
+        plane_kernels.depthwise_planes_forward,
+    ),
+    "grad_input": (
+        plane_kernels.depthwise_planes_grad_input_serial,
+        plane_kernels.depthwise_planes_grad_input,
+    ),
+    "grad_kernel": (
+        plane_kernels.depthwise_planes_grad_kernel_serial,
+        plane_kernels.depthwise_planes_grad_kernel,
+    ),
+}
+
+
+def _depthwise_planes(geometry):
+    """channels_first depthwise: its direct kernels work on the planes themselves."""
+    return geometry.data_format == "channels_first" and geometry.depthwise
 
 
 def _check_bias(bias, filters):
@@ -122,6 +145,23 @@ def conv2d(
                 geometry.single_threaded,
             )
         return out_planes.reshape(geometry.output_shape()).astype(result_dtype, copy=False)
+    kernel_is_finite = path != "direct" or np.isfinite(kernel).all()
+    if path == "direct" and _depthwise_planes(geometry) and kernel_is_finite:
+        out_planes = allocate(
+            (geometry.batch, geometry.filters, geometry.out_h, geometry.out_w),
+            dtype,
+            "conv2d output",
+        )
+        runtime.run(
+            *_PLANE_KERNELS["forward"],
+            geometry.multiply_adds,
+            geometry.toplanes(x, dtype),
+            canonical(kernel, dtype),
+            np.zeros(geometry.filters, dtype=dtype) if bias is None else bias,
+            out_planes,
+            *geometry.scalars,
+        )
+        return out_planes.reshape(geometry.output_shape()).astype(result_dtype, copy=False)
     out = allocate(
         (geometry.batch, geometry.out_h, geometry.out_w, geometry.filters), dtype, "conv2d output"
     )
@@ -176,7 +216,7 @@ def conv2d(
         if bias is None:
             bias = np.zeros(geometry.filters, dtype=dtype)
         scalars = geometry.scalars
-        if not np.isfinite(kernel).all():
+        if not kernel_is_finite:
             x, scalars = written_out_padding(x, geometry) or (x, scalars)
         runtime.run(
             *_KERNELS["forward", geometry.depthwise],
@@ -255,8 +295,13 @@ def conv2d_grads(
     gker_path = _paths.grad_kernel_path(geometry)
     # channels_first data stays in planes on the col2im and im2col paths (and for
     # the bias); only the other paths need the channels_last copies.
-    gin_planes = planes and gin_path == "col2im"
-    gker_planes = planes and gker_path == "gemm"
+    depthwise_planes = _depthwise_planes(geometry) and gin_path == "direct"
+    gin_planes = planes and gin_path == "col2im" or depthwise_planes
+    # An Inf or NaN of grad_output meeting the padding must give NaN (see
+    # written_out_padding): the channels_last kernel gradient does that.
+    gker_planes = planes and gker_path == "gemm" or (
+        depthwise_planes and "kernel" in wanted and np.isfinite(grad_output).all()
+    )
     # The results first: a far-too-large request fails before any work or scratch.
     grad_input_c = grad_kernel_c = grad_bias_c = None
     if "input" in wanted:
@@ -286,7 +331,16 @@ def conv2d_grads(
     with _paths.blas_warnings_off():
         if grad_input_c is not None:
             kernel_c = canonical(kernel, dtype)
-            if gin_planes:
+            if depthwise_planes:
+                runtime.run(
+                    *_PLANE_KERNELS["grad_input"],
+                    work,
+                    grad_planes.reshape((geometry.batch, filters, out_h, out_w)),
+                    kernel_c,
+                    grad_input_c,
+                    *scalars,
+                )
+            elif gin_planes:
                 _paths.col2im_grad_input_planes(
                     grad_planes,
                     kernel_c,
@@ -329,7 +383,16 @@ def conv2d_grads(
                 grad_input = geometry.fromcanonical(grad_input_c, result_dtype)
 
         if grad_kernel_c is not None:
-            if gker_planes:
+            if gker_planes and depthwise_planes:
+                runtime.run(
+                    *_PLANE_KERNELS["grad_kernel"],
+                    work,
+                    geometry.toplanes(x, dtype),
+                    grad_planes.reshape((geometry.batch, filters, out_h, out_w)),
+                    grad_kernel_c,
+                    *scalars,
+                )
+            elif gker_planes:
                 _paths.gemm_grad_kernel_planes(
                     geometry.toplanes(x, dtype),
                     grad_planes,
