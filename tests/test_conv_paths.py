@@ -472,6 +472,15 @@ SUITE = {
     # One input channel: a forward product of 9 columns would mostly copy; the
     # direct kernel is faster.  Its gradients still go through BLAS.
     "lenet1": ((64, 28, 28, 1), (3, 3, 1, 32), dict(), "direct", "col2im", "gemm"),
+    # In channels_first the direct kernel's output would need a transposing copy.
+    "lenet1_cf": (
+        (64, 1, 28, 28),
+        (3, 3, 1, 32),
+        dict(data_format="channels_first"),
+        "gemm",
+        "col2im",
+        "gemm",
+    ),
     "lenet2": ((64, 13, 13, 32), (3, 3, 32, 64), dict(), "winograd", "flipped", "winograd"),
     "resnet3x3": (
         (8, 56, 56, 64),
