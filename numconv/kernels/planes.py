@@ -27,20 +27,25 @@ same tiles; both give bit-identical results whatever the thread count.  The
 kernels trust their arguments (checked by :mod:`numconv.nn`).  From a user's
 ``@njit(cache=True)`` function, call the ``..._serial`` builds (numba/numba#8578).
 
-Three ways through a plane, chosen by shape (and, for the second, weights):
+Three ways through a plane, chosen by shape (and, for the input gradient, by
+the weights):
 
-* flat: unit strides and equal input and output widths (the 'same' case).  Both
-  planes have one row pitch, so a tap is a constant offset between flat
-  indices and a group of three taps is one long loop over a block of rows.
-  The few edge columns, where those loops read across a row end, are then
-  recomputed column by column.
-* padded: unit strides, other widths, finite weights.  The input rows a tile
-  needs are copied into a zero-padded buffer whose pitch is the output width
-  plus the kernel's reach; the block is computed flat in that pitch and its
-  rows copied out.  The padding zeros enter as 0 * weight, exact only for
-  finite weights, so a filter with an inf or nan takes the row path.
-* rows: anything else; one short loop per (row, tap group), taps in the
-  padding skipped by index bounds.
+* flat: unit strides, output no wider than input (the 'same' and 'valid'
+  cases).  Output rows (in ``out`` itself, or in a scratch block of
+  input-width rows for a narrower output) share the input's row pitch, so a
+  tap is a constant offset between flat indices and a group of three taps one
+  long loop over a block of rows.  The few edge columns, where those loops read
+  across a row end, are then recomputed column by column.  The kernel gradient
+  keeps its products in input-width rows the same way and leaves the edge
+  columns out of its sums.  The input gradient runs flat when grad_output and
+  grad_input have the same width.
+* padded (input gradient, unit strides, other widths, finite weights): the
+  grad_output rows a tile needs are copied into a zero-padded buffer whose
+  pitch is the input width plus the kernel's reach, computed flat in that
+  pitch and copied out.  The padding zeros enter as 0 * weight, exact only for
+  finite weights, so a filter with an inf or nan takes the row way.
+* rows: anything else; one short loop per (row, tap), taps in the padding
+  skipped by index bounds.
 """
 
 import numpy as np
@@ -101,30 +106,19 @@ def _add_tap(dst, d0, src, s0, w0, stride, count):
 
 
 @jit.kernel()
-def _add_taps2(dst, d0, src, s0, s1, w0, w1, stride, count):
+def _add_taps2(dst, d0, src, s0, s1, w0, w1, count):
     """Two taps in one pass: dst + w0 * src0 + w1 * src1, in that order."""
     a, b0, b1 = np.uint64(d0), np.uint64(s0), np.uint64(s1)
-    if stride == 1:
-        for i in range(np.uint64(count)):
-            dst[a + i] = dst[a + i] + w0 * src[b0 + i] + w1 * src[b1 + i]
-    else:
-        step = np.uint64(stride)
-        for i in range(np.uint64(count)):
-            dst[a + i] = dst[a + i] + w0 * src[b0 + i * step] + w1 * src[b1 + i * step]
+    for i in range(np.uint64(count)):
+        dst[a + i] = dst[a + i] + w0 * src[b0 + i] + w1 * src[b1 + i]
 
 
 @jit.kernel()
-def _add_taps3(dst, d0, src, s0, s1, s2, w0, w1, w2, stride, count):
+def _add_taps3(dst, d0, src, s0, s1, s2, w0, w1, w2, count):
     """Three taps in one pass: dst + w0 * src0 + w1 * src1 + w2 * src2, in that order."""
     a, b0, b1, b2 = np.uint64(d0), np.uint64(s0), np.uint64(s1), np.uint64(s2)
-    if stride == 1:
-        for i in range(np.uint64(count)):
-            dst[a + i] = dst[a + i] + w0 * src[b0 + i] + w1 * src[b1 + i] + w2 * src[b2 + i]
-    else:
-        step = np.uint64(stride)
-        for i in range(np.uint64(count)):
-            dst[a + i] = dst[a + i] + w0 * src[b0 + i * step] + w1 * src[b1 + i * step] \
-                + w2 * src[b2 + i * step]
+    for i in range(np.uint64(count)):
+        dst[a + i] = dst[a + i] + w0 * src[b0 + i] + w1 * src[b1 + i] + w2 * src[b2 + i]
 
 
 @jit.kernel()
@@ -261,19 +255,18 @@ def _correlate_flat(dst, d_plane, src, s_plane, src_h, width, first, stop, taps,
             s0 = s_plane + lo + offset
             if group == 3:
                 _add_taps3(dst, d_plane + lo, src, s0, s0 + dilation_w, s0 + 2 * dilation_w,
-                           taps[f, kh, t0], taps[f, kh, t0 + 1], taps[f, kh, t0 + 2], 1,
-                           hi - lo)
+                           taps[f, kh, t0], taps[f, kh, t0 + 1], taps[f, kh, t0 + 2], hi - lo)
             elif group == 2:
                 _add_taps2(dst, d_plane + lo, src, s0, s0 + dilation_w, taps[f, kh, t0],
-                           taps[f, kh, t0 + 1], 1, hi - lo)
+                           taps[f, kh, t0 + 1], hi - lo)
             else:
                 _add_tap(dst, d_plane + lo, src, s0, taps[f, kh, t0], 1, hi - lo)
 
 
 @jit.kernel()
-def _fix_edge_columns(dst, d_plane, src, s_plane, plane_size, src_h, width, first, stop, taps,
-                      f_first, f_stop, dilation_h, dilation_w, top, left, base):
-    """Recompute dst rows [first, stop) in the columns where some tap falls off the row.
+def _fix_edge_columns(dst, d_plane, src, s_plane, plane_size, src_h, width, columns, first,
+                      stop, taps, f_first, f_stop, dilation_h, dilation_w, top, left, base):
+    """Recompute dst rows [first, stop), columns [0, columns), where some tap falls off the row.
 
     Each such element becomes base + the valid taps of filters f_first..f_stop-1
     (filter f reading the source plane at s_plane + (f - f_first) * plane_size),
@@ -282,7 +275,7 @@ def _fix_edge_columns(dst, d_plane, src, s_plane, plane_size, src_h, width, firs
     kernel_h, kernel_w = taps.shape[1], taps.shape[2]
     left_stop = min(max(left, 0), width)
     right_first = max(min(width - (kernel_w - 1) * dilation_w + left, width), left_stop)
-    for p in range(width):
+    for p in range(columns):
         if left_stop <= p < right_first:
             continue
         column = d_plane + first * width + p
@@ -351,36 +344,32 @@ def _padded_block(src, s_plane, src_h, src_w, buf, scratch, rows, dst_w, taps, f
 def _correlate_row(dst, d_row, src, s_row, taps, f, kh, stride, step, shift, plan):
     """dst row += sum over t of taps[f, kh, t] * src[o * stride + t * step + shift] (valid t).
 
-    Taps go in groups of three (``plan``, from :func:`_column_plan`): one pass over
-    the columns where the whole group is valid, single-tap passes over the few
-    edge columns.  Every column adds its valid taps in increasing t either way.
+    With a unit stride, taps go in groups of three (``plan``, from
+    :func:`_column_plan`): one pass over the columns where the whole group is
+    valid, single-tap passes over the few edge columns.  Every column adds its
+    valid taps in increasing t either way.
     """
     count = taps.shape[2]
     for t0 in range(0, count, 3):
         group = min(3, count - t0)
         lo, hi = plan[t0, 2], plan[t0, 3]
-        if group == 1 or lo >= hi:
-            for t in range(t0, t0 + group):
-                first = plan[t, 0]
-                _add_tap(dst, d_row + first, src, s_row + first * stride + t * step + shift,
-                         taps[f, kh, t], stride, plan[t, 1] - first)
-            continue
+        grouped = stride == 1 and group > 1 and lo < hi
         for t in range(t0, t0 + group):
             first, stop = plan[t, 0], plan[t, 1]
             offset = t * step + shift
-            if first < lo:
+            for side in range(2 if grouped else 1):
+                if grouped:  # the edge columns left and right of the grouped pass
+                    first, stop = (plan[t, 0], lo) if side == 0 else (hi, plan[t, 1])
                 _add_tap(dst, d_row + first, src, s_row + first * stride + offset,
-                         taps[f, kh, t], stride, lo - first)
-            if hi < stop:
-                _add_tap(dst, d_row + hi, src, s_row + hi * stride + offset, taps[f, kh, t],
-                         stride, stop - hi)
-        s0 = s_row + lo * stride + t0 * step + shift
-        if group == 3:
-            _add_taps3(dst, d_row + lo, src, s0, s0 + step, s0 + 2 * step, taps[f, kh, t0],
-                       taps[f, kh, t0 + 1], taps[f, kh, t0 + 2], stride, hi - lo)
-        else:
-            _add_taps2(dst, d_row + lo, src, s0, s0 + step, taps[f, kh, t0],
-                       taps[f, kh, t0 + 1], stride, hi - lo)
+                         taps[f, kh, t], stride, stop - first)
+        if grouped:
+            s0 = s_row + lo + t0 * step + shift
+            if group == 3:
+                _add_taps3(dst, d_row + lo, src, s0, s0 + step, s0 + 2 * step, taps[f, kh, t0],
+                           taps[f, kh, t0 + 1], taps[f, kh, t0 + 2], hi - lo)
+            else:
+                _add_taps2(dst, d_row + lo, src, s0, s0 + step, taps[f, kh, t0],
+                           taps[f, kh, t0 + 1], hi - lo)
 
 
 @jit.kernel()
@@ -404,37 +393,34 @@ def _scatter_row(dst, d_row, src, s_row, taps, f, kh, stride, step, shift, plan)
 
 
 @jit.kernel()
-def _forward_tile(x, x_flat, taps, finite, plan, bias, out, out_flat, tile, blocks,
-                  rows_per_tile, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
+def _forward_tile(x, x_flat, taps, plan, bias, out, out_flat, tile, blocks, rows_per_tile,
+                  stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
     filters, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
-    kernel_h = taps.shape[1]
     plane = tile // blocks
     n, f = plane // filters, plane % filters
     x_plane = (n * channels + f // (filters // channels)) * height * width
     d_plane = plane * out_h * out_w
     first = (tile % blocks) * rows_per_tile
     stop = min(first + rows_per_tile, out_h)
-    unit_strides = stride_h == 1 and stride_w == 1
-    if unit_strides and out_w == width:
-        _fill(out_flat, d_plane + first * width, (stop - first) * width, bias[f])
-        _correlate_flat(out_flat, d_plane, x_flat, x_plane, height, width, first, stop, taps, f,
+    if stride_h == 1 and stride_w == 1 and out_w <= width:
+        # Flat, in out itself or, for a narrower output, in a scratch block of
+        # input-width rows whose first out_w columns are then copied out.
+        dst, d0 = out_flat, d_plane
+        if out_w < width:
+            dst, d0 = np.empty((stop - first) * width, dtype=out.dtype), -first * width
+        _fill(dst, d0 + first * width, (stop - first) * width, bias[f])
+        _correlate_flat(dst, d0, x_flat, x_plane, height, width, first, stop, taps, f,
                         dilation_h, dilation_w, pad_top, pad_left)
-        _fix_edge_columns(out_flat, d_plane, x_flat, x_plane, 0, height, width, first, stop,
-                          taps, f, f + 1, dilation_h, dilation_w, pad_top, pad_left, bias[f])
-        return
-    if unit_strides and finite[f]:
-        pitch = out_w + (taps.shape[2] - 1) * dilation_w
-        buf = np.empty((stop - first + (kernel_h - 1) * dilation_h) * pitch, dtype=x.dtype)
-        scratch = np.empty((stop - first) * pitch, dtype=x.dtype)
-        _padded_block(x_flat, x_plane, height, width, buf, scratch, stop - first, out_w, taps, f,
-                      dilation_h, dilation_w, pad_top - first, pad_left, True, bias[f])
-        _copy_out(out_flat, d_plane + first * out_w, out_w, scratch, pitch, stop - first)
+        _fix_edge_columns(dst, d0, x_flat, x_plane, 0, height, width, out_w, first, stop, taps,
+                          f, f + 1, dilation_h, dilation_w, pad_top, pad_left, bias[f])
+        if out_w < width:
+            _copy_out(out_flat, d_plane + first * out_w, out_w, dst, width, stop - first)
         return
     for oh in range(first, stop):
         d_row = d_plane + oh * out_w
         _fill(out_flat, d_row, out_w, bias[f])
-        for kh in range(kernel_h):
+        for kh in range(taps.shape[1]):
             ih = oh * stride_h + kh * dilation_h - pad_top
             if 0 <= ih < height:
                 _correlate_row(out_flat, d_row, x_flat, x_plane + ih * width, taps, f, kh,
@@ -448,18 +434,18 @@ def _forward_setup(x, kernel, out, stride_w, dilation_w, pad_left):
     plan = _column_plan(kernel.shape[1], stride_w, dilation_w, -pad_left, x.shape[3],
                         out.shape[3])
     rows_per_tile = _rows_per_tile(out.shape[2], out.shape[3])
-    return taps, _finite_filters(taps), plan, rows_per_tile, -(-out.shape[2] // rows_per_tile)
+    return taps, plan, rows_per_tile, -(-out.shape[2] // rows_per_tile)
 
 
 @jit.kernel(parallel=True)
 def depthwise_planes_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
                              pad_top, pad_left):
     """Depthwise convolution plus bias, channels_first, into ``out`` (N, F, OH, OW)."""
-    taps, finite, plan, rows_per_tile, blocks = _forward_setup(x, kernel, out, stride_w,
-                                                               dilation_w, pad_left)
+    taps, plan, rows_per_tile, blocks = _forward_setup(x, kernel, out, stride_w, dilation_w,
+                                                       pad_left)
     x_flat, out_flat = x.reshape(x.size), out.reshape(out.size)
     for tile in prange(out.shape[0] * out.shape[1] * blocks):
-        _forward_tile(x, x_flat, taps, finite, plan, bias, out, out_flat, np.int64(tile), blocks,
+        _forward_tile(x, x_flat, taps, plan, bias, out, out_flat, np.int64(tile), blocks,
                       rows_per_tile, stride_h, stride_w, dilation_h, dilation_w, pad_top,
                       pad_left)
 
@@ -468,11 +454,11 @@ def depthwise_planes_forward(x, kernel, bias, out, stride_h, stride_w, dilation_
 def depthwise_planes_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h,
                                     dilation_w, pad_top, pad_left):
     """Serial build of :func:`depthwise_planes_forward`."""
-    taps, finite, plan, rows_per_tile, blocks = _forward_setup(x, kernel, out, stride_w,
-                                                               dilation_w, pad_left)
+    taps, plan, rows_per_tile, blocks = _forward_setup(x, kernel, out, stride_w, dilation_w,
+                                                       pad_left)
     x_flat, out_flat = x.reshape(x.size), out.reshape(out.size)
     for tile in range(out.shape[0] * out.shape[1] * blocks):
-        _forward_tile(x, x_flat, taps, finite, plan, bias, out, out_flat, np.int64(tile), blocks,
+        _forward_tile(x, x_flat, taps, plan, bias, out, out_flat, np.int64(tile), blocks,
                       rows_per_tile, stride_h, stride_w, dilation_h, dilation_w, pad_top,
                       pad_left)
 
@@ -512,8 +498,8 @@ def _grad_input_tile(grad_output, go_flat, taps, finite, plan, grad_input, gi_fl
                             out_h, width, first, stop, taps, f, dilation_h, dilation_w, top,
                             left)
         _fix_edge_columns(gi_flat, d_plane, go_flat, go_plane, out_h * out_w, out_h, width,
-                          first, stop, taps, f_first, f_stop, dilation_h, dilation_w, top, left,
-                          0.0)
+                          width, first, stop, taps, f_first, f_stop, dilation_h, dilation_w, top,
+                          left, 0.0)
         return
     padded = unit_strides
     for f in range(f_first, f_stop):
@@ -610,12 +596,12 @@ def depthwise_planes_grad_input_serial(grad_output, kernel, grad_input, stride_h
 
 
 @jit.kernel()
-def _flush_products(acc, lanes, rows, out_w, kernel_w, col_first, col_stop, totals):
-    """Add each tap's buffer (``rows`` rows of out_w lanes) into totals; zero the buffers."""
+def _flush_products(acc, lanes, rows, pitch, kernel_w, col_first, col_stop, totals):
+    """Add each tap's buffer (``rows`` rows of ``pitch`` lanes) into totals; zero the buffers."""
     for k in range(totals.shape[0]):
         start = k * lanes
         for r in range(1, rows):
-            _add_row(acc, start, start + r * out_w, out_w)
+            _add_row(acc, start, start + r * pitch, pitch)
         kw = k % kernel_w
         total = 0.0
         for i in range(start + col_first[kw], start + col_stop[kw]):
@@ -631,11 +617,15 @@ def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, f, kh_first,
     filters, out_h, out_w = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
     kernel_w = grad_kernel.shape[1]
     c = f // (filters // channels)
-    flat = stride_h == 1 and stride_w == 1 and out_w == width
-    rows = max(1, min(out_h, PRODUCT_BLOCK_ELEMENTS // max(out_w, 1))) if flat else 1
-    lanes = rows * out_w
+    flat = stride_h == 1 and stride_w == 1 and out_w <= width
+    pitch = width if flat else out_w
+    rows = max(1, min(out_h, PRODUCT_BLOCK_ELEMENTS // max(pitch, 1))) if flat else 1
+    lanes = rows * pitch
     taps = (kh_stop - kh_first) * kernel_w
     acc = np.zeros(taps * lanes, dtype=grad_kernel.dtype)
+    # A narrower grad_output is copied a block at a time into input-width rows
+    # (the extra columns stay zero and are never summed).
+    grad_rows = np.zeros(lanes if flat and out_w < width else 0, dtype=grad_kernel.dtype)
     totals = np.zeros(taps, dtype=np.float64)
     col_first = np.empty(kernel_w, dtype=np.int64)
     col_stop = np.empty(kernel_w, dtype=np.int64)
@@ -648,6 +638,11 @@ def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, f, kh_first,
         g_plane = (n * filters + f) * out_h * out_w
         for first in range(0, out_h, rows):
             stop = min(first + rows, out_h)
+            grad, g0 = go_flat, g_plane
+            if flat and out_w < width:
+                for r in range(stop - first):
+                    _copy(grad_rows, r * width, go_flat, g_plane + (first + r) * out_w, out_w)
+                grad, g0 = grad_rows, -first * width
             for kh in range(kh_first, kh_stop):
                 for kw in range(kernel_w):
                     a0 = ((kh - kh_first) * kernel_w + kw) * lanes
@@ -658,7 +653,7 @@ def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, f, kh_first,
                         lo = max(lo_row * width, -offset)
                         hi = min(hi_row * width, height * width - offset)
                         _add_products(acc, a0 + lo - first * width, x_flat, x_plane + lo + offset,
-                                      go_flat, g_plane + lo, 1, hi - lo)
+                                      grad, g0 + lo, 1, hi - lo)
                         continue
                     ih = first * stride_h + kh * dilation_h - pad_top
                     lo = col_first[kw]
@@ -669,9 +664,9 @@ def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, f, kh_first,
                                       col_stop[kw] - lo)
             terms += 1
             if terms == MAX_PARTIAL_TERMS:
-                _flush_products(acc, lanes, rows, out_w, kernel_w, col_first, col_stop, totals)
+                _flush_products(acc, lanes, rows, pitch, kernel_w, col_first, col_stop, totals)
                 terms = 0
-    _flush_products(acc, lanes, rows, out_w, kernel_w, col_first, col_stop, totals)
+    _flush_products(acc, lanes, rows, pitch, kernel_w, col_first, col_stop, totals)
     for kh in range(kh_first, kh_stop):
         for kw in range(kernel_w):
             grad_kernel[kh, kw, 0, f] = totals[(kh - kh_first) * kernel_w + kw]
