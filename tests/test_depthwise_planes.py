@@ -174,10 +174,6 @@ def test_grad_kernel_is_bit_identical_across_builds_and_thread_counts(channels, 
 
 def _direct(x, kernel, bias, grad_output, scalars):
     """(out, grad_input, grad_kernel) by loops over the definition, valid taps only."""
-    stride_h, stride_w, dilation_h, dilation_w, top, left = scalars
-    batch, channels, height, width = x.shape
-    kernel_h, kernel_w, _, filters = kernel.shape
-    multiplier = filters // channels
     out = np.empty(grad_output.shape)
     grad_input = np.zeros(x.shape)
     grad_kernel = np.zeros(kernel.shape)

@@ -95,22 +95,26 @@ def _copy(dst, a0, src, b0, count):
 @jit.kernel()
 def _add_tap(dst, d0, src, s0, w0, stride, count):
     """dst[d0 + i] += w0 * src[s0 + i * stride] for i < count."""
-    a, b = np.uint64(d0), np.uint64(s0)
     if stride == 1:
-        for i in range(np.uint64(max(count, 0))):
-            dst[a + i] = dst[a + i] + w0 * src[b + i]
+        _add_tap_unit(dst, d0, src, s0, w0, count)
     else:
-        step = np.uint64(stride)
-        for i in range(np.uint64(max(count, 0))):
-            dst[a + i] = dst[a + i] + w0 * src[b + i * step]
+        _add_tap_strided(dst, d0, src, s0, w0, stride, count)
 
 
 @jit.kernel()
-def _add_taps2(dst, d0, src, s0, s1, w0, w1, count):
-    """Two taps in one pass: dst + w0 * src0 + w1 * src1, in that order."""
-    a, b0, b1 = np.uint64(d0), np.uint64(s0), np.uint64(s1)
-    for i in range(np.uint64(count)):
-        dst[a + i] = dst[a + i] + w0 * src[b0 + i] + w1 * src[b1 + i]
+def _add_tap_unit(dst, d0, src, s0, w0, count):
+    """dst[d0 + i] += w0 * src[s0 + i] for i < count."""
+    a, b = np.uint64(d0), np.uint64(s0)
+    for i in range(np.uint64(max(count, 0))):
+        dst[a + i] = dst[a + i] + w0 * src[b + i]
+
+
+@jit.kernel()
+def _add_tap_strided(dst, d0, src, s0, w0, stride, count):
+    """dst[d0 + i] += w0 * src[s0 + i * stride] for i < count."""
+    a, b, step = np.uint64(d0), np.uint64(s0), np.uint64(stride)
+    for i in range(np.uint64(max(count, 0))):
+        dst[a + i] = dst[a + i] + w0 * src[b + i * step]
 
 
 @jit.kernel()
@@ -138,16 +142,19 @@ def _add_row(acc, a0, b0, count):
 
 
 @jit.kernel()
-def _add_products(acc, a0, src, s0, grad, g0, stride, count):
-    """acc[a0 + i] += src[s0 + i * stride] * grad[g0 + i] for i < count."""
+def _add_products(acc, a0, src, s0, grad, g0, count):
+    """acc[a0 + i] += src[s0 + i] * grad[g0 + i] for i < count."""
     a, b, g = np.uint64(a0), np.uint64(s0), np.uint64(g0)
-    if stride == 1:
-        for i in range(np.uint64(max(count, 0))):
-            acc[a + i] = acc[a + i] + src[b + i] * grad[g + i]
-    else:
-        step = np.uint64(stride)
-        for i in range(np.uint64(max(count, 0))):
-            acc[a + i] = acc[a + i] + src[b + i * step] * grad[g + i]
+    for i in range(np.uint64(max(count, 0))):
+        acc[a + i] = acc[a + i] + src[b + i] * grad[g + i]
+
+
+@jit.kernel()
+def _add_products_strided(acc, a0, src, s0, stride, grad, g0, count):
+    """acc[a0 + i] += src[s0 + i * stride] * grad[g0 + i] for i < count."""
+    a, b, g, step = np.uint64(a0), np.uint64(s0), np.uint64(g0), np.uint64(stride)
+    for i in range(np.uint64(max(count, 0))):
+        acc[a + i] = acc[a + i] + src[b + i * step] * grad[g + i]
 
 
 # ---------------------------------------------------------------------------
@@ -157,8 +164,12 @@ def _add_products(acc, a0, src, s0, grad, g0, stride, count):
 @jit.kernel()
 def _tap_columns(stride, offset, src_size, dst_size):
     """[lo, hi) of the o in [0, dst_size) with 0 <= o * stride + offset < src_size."""
-    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
     last = src_size - 1 - offset
+    if stride == 1:  # no integer division on the common path
+        lo = min(max(-offset, 0), dst_size)
+        hi = 0 if last < 0 else min(last + 1, dst_size)
+        return lo, max(hi, lo)
+    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
     hi = 0 if last < 0 else min(last // stride + 1, dst_size)
     lo = min(lo, dst_size)
     return lo, max(hi, lo)
@@ -256,43 +267,47 @@ def _correlate_flat(dst, d_plane, src, s_plane, src_h, width, first, stop, taps,
             if group == 3:
                 _add_taps3(dst, d_plane + lo, src, s0, s0 + dilation_w, s0 + 2 * dilation_w,
                            taps[f, kh, t0], taps[f, kh, t0 + 1], taps[f, kh, t0 + 2], hi - lo)
-            elif group == 2:
-                _add_taps2(dst, d_plane + lo, src, s0, s0 + dilation_w, taps[f, kh, t0],
-                           taps[f, kh, t0 + 1], hi - lo)
             else:
-                _add_tap(dst, d_plane + lo, src, s0, taps[f, kh, t0], 1, hi - lo)
+                for t in range(group):  # one or two taps left over
+                    _add_tap_unit(dst, d_plane + lo, src, s0 + t * dilation_w,
+                                  taps[f, kh, t0 + t], hi - lo)
 
 
 @jit.kernel()
 def _fix_edge_columns(dst, d_plane, src, s_plane, plane_size, src_h, width, columns, first,
-                      stop, taps, f_first, f_stop, dilation_h, dilation_w, top, left, base):
+                      stop, taps, f_first, f_stop, dilation_h, dilation_w, top, left, bases,
+                      base):
     """Recompute dst rows [first, stop), columns [0, columns), where some tap falls off the row.
 
-    Each such element becomes base + the valid taps of filters f_first..f_stop-1
-    (filter f reading the source plane at s_plane + (f - f_first) * plane_size),
-    in (filter, kh, kw) order, like the flat passes.
+    Each such element becomes bases[base] + the valid taps of filters
+    f_first..f_stop-1 (filter f reading the source plane at s_plane + (f - f_first)
+    * plane_size), in (filter, kh, kw) order like the flat passes.  One element at
+    a time: loops down a column would be vectorised into slow gathers and scatters.
     """
     kernel_h, kernel_w = taps.shape[1], taps.shape[2]
-    left_stop = min(max(left, 0), width)
-    right_first = max(min(width - (kernel_w - 1) * dilation_w + left, width), left_stop)
-    for p in range(columns):
-        if left_stop <= p < right_first:
-            continue
-        column = d_plane + first * width + p
-        for i in range(stop - first):
-            dst[column + i * width] = base
-        for f in range(f_first, f_stop):
-            plane = s_plane + (f - f_first) * plane_size
-            for kh in range(kernel_h):
-                shift = kh * dilation_h - top
-                lo, hi = _tap_rows(first, stop, shift, src_h)
-                for kw in range(kernel_w):
-                    q = p + kw * dilation_w - left
-                    if q < 0 or q >= width:
-                        continue
-                    _add_tap_column(dst, d_plane + lo * width + p, src,
-                                    plane + (lo + shift) * width + q, taps[f, kh, kw], width,
-                                    hi - lo)
+    taps_flat = taps.reshape(taps.size)
+    step = np.uint64(dilation_w)
+    left_stop = min(max(left, 0), columns)
+    right_first = max(min(width - (kernel_w - 1) * dilation_w + left, columns), left_stop)
+    p = 0
+    while p < columns:
+        if p == left_stop:  # skip the columns where every tap is valid
+            p = right_first
+            if p >= columns:
+                break
+        kw_first, kw_stop = _tap_columns(dilation_w, p - left, width, kernel_w)
+        for o in range(first, stop):
+            kh_first, kh_stop = _tap_columns(dilation_h, o - top, src_h, kernel_h)
+            total = bases[base]
+            for f in range(f_first, f_stop):
+                plane = s_plane + (f - f_first) * plane_size
+                for kh in range(kh_first, kh_stop):
+                    row = np.uint64(plane + (o + kh * dilation_h - top) * width + p - left)
+                    tap_row = np.uint64((f * kernel_h + kh) * kernel_w)
+                    for kw in range(np.uint64(kw_first), np.uint64(kw_stop)):
+                        total += taps_flat[tap_row + kw] * src[row + kw * step]
+            dst[np.uint64(d_plane + o * width + p)] = total
+        p += 1
 
 
 @jit.kernel()
@@ -353,7 +368,7 @@ def _correlate_row(dst, d_row, src, s_row, taps, f, kh, stride, step, shift, pla
     for t0 in range(0, count, 3):
         group = min(3, count - t0)
         lo, hi = plan[t0, 2], plan[t0, 3]
-        grouped = stride == 1 and group > 1 and lo < hi
+        grouped = stride == 1 and group == 3 and lo < hi
         for t in range(t0, t0 + group):
             first, stop = plan[t, 0], plan[t, 1]
             offset = t * step + shift
@@ -364,12 +379,8 @@ def _correlate_row(dst, d_row, src, s_row, taps, f, kh, stride, step, shift, pla
                          taps[f, kh, t], stride, stop - first)
         if grouped:
             s0 = s_row + lo + t0 * step + shift
-            if group == 3:
-                _add_taps3(dst, d_row + lo, src, s0, s0 + step, s0 + 2 * step, taps[f, kh, t0],
-                           taps[f, kh, t0 + 1], taps[f, kh, t0 + 2], hi - lo)
-            else:
-                _add_taps2(dst, d_row + lo, src, s0, s0 + step, taps[f, kh, t0],
-                           taps[f, kh, t0 + 1], hi - lo)
+            _add_taps3(dst, d_row + lo, src, s0, s0 + step, s0 + 2 * step, taps[f, kh, t0],
+                       taps[f, kh, t0 + 1], taps[f, kh, t0 + 2], hi - lo)
 
 
 @jit.kernel()
@@ -413,7 +424,7 @@ def _forward_tile(x, x_flat, taps, plan, bias, out, out_flat, tile, blocks, rows
         _correlate_flat(dst, d0, x_flat, x_plane, height, width, first, stop, taps, f,
                         dilation_h, dilation_w, pad_top, pad_left)
         _fix_edge_columns(dst, d0, x_flat, x_plane, 0, height, width, out_w, first, stop, taps,
-                          f, f + 1, dilation_h, dilation_w, pad_top, pad_left, bias[f])
+                          f, f + 1, dilation_h, dilation_w, pad_top, pad_left, bias, f)
         if out_w < width:
             _copy_out(out_flat, d_plane + first * out_w, out_w, dst, width, stop - first)
         return
@@ -474,7 +485,7 @@ def depthwise_planes_forward_serial(x, kernel, bias, out, stride_h, stride_w, di
 
 
 @jit.kernel()
-def _grad_input_tile(grad_output, go_flat, taps, finite, plan, grad_input, gi_flat, tile,
+def _grad_input_tile(grad_output, go_flat, taps, finite, plan, zero, grad_input, gi_flat, tile,
                      blocks, rows_per_tile, stride_h, stride_w, dilation_h, dilation_w, pad_top,
                      pad_left):
     channels, height, width = grad_input.shape[1], grad_input.shape[2], grad_input.shape[3]
@@ -499,7 +510,7 @@ def _grad_input_tile(grad_output, go_flat, taps, finite, plan, grad_input, gi_fl
                             left)
         _fix_edge_columns(gi_flat, d_plane, go_flat, go_plane, out_h * out_w, out_h, width,
                           width, first, stop, taps, f_first, f_stop, dilation_h, dilation_w, top,
-                          left, 0.0)
+                          left, zero, 0)
         return
     padded = unit_strides
     for f in range(f_first, f_stop):
@@ -552,18 +563,19 @@ def _grad_input_setup(grad_output, kernel, grad_input, stride_w, dilation_w, pad
         plan = _column_plan(kernel_w, stride_w, -dilation_w, left, width, out_w)
     rows_per_tile = _rows_per_tile(grad_input.shape[2], width)
     blocks = -(-grad_input.shape[2] // rows_per_tile)
-    return taps, _finite_filters(taps), plan, rows_per_tile, blocks
+    zero = np.zeros(1, dtype=grad_input.dtype)  # the edge columns' starting value
+    return taps, _finite_filters(taps), plan, zero, rows_per_tile, blocks
 
 
 @jit.kernel(parallel=True)
 def depthwise_planes_grad_input(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
                                 dilation_w, pad_top, pad_left):
     """Gradient of :func:`depthwise_planes_forward` w.r.t. ``x``, into ``grad_input``."""
-    taps, finite, plan, rows_per_tile, blocks = _grad_input_setup(
+    taps, finite, plan, zero, rows_per_tile, blocks = _grad_input_setup(
         grad_output, kernel, grad_input, stride_w, dilation_w, pad_left)
     go_flat, gi_flat = grad_output.reshape(grad_output.size), grad_input.reshape(grad_input.size)
     for tile in prange(grad_input.shape[0] * grad_input.shape[1] * blocks):
-        _grad_input_tile(grad_output, go_flat, taps, finite, plan, grad_input, gi_flat,
+        _grad_input_tile(grad_output, go_flat, taps, finite, plan, zero, grad_input, gi_flat,
                          np.int64(tile), blocks, rows_per_tile, stride_h, stride_w, dilation_h,
                          dilation_w, pad_top, pad_left)
 
@@ -572,11 +584,11 @@ def depthwise_planes_grad_input(grad_output, kernel, grad_input, stride_h, strid
 def depthwise_planes_grad_input_serial(grad_output, kernel, grad_input, stride_h, stride_w,
                                        dilation_h, dilation_w, pad_top, pad_left):
     """Serial build of :func:`depthwise_planes_grad_input`."""
-    taps, finite, plan, rows_per_tile, blocks = _grad_input_setup(
+    taps, finite, plan, zero, rows_per_tile, blocks = _grad_input_setup(
         grad_output, kernel, grad_input, stride_w, dilation_w, pad_left)
     go_flat, gi_flat = grad_output.reshape(grad_output.size), grad_input.reshape(grad_input.size)
     for tile in range(grad_input.shape[0] * grad_input.shape[1] * blocks):
-        _grad_input_tile(grad_output, go_flat, taps, finite, plan, grad_input, gi_flat,
+        _grad_input_tile(grad_output, go_flat, taps, finite, plan, zero, grad_input, gi_flat,
                          np.int64(tile), blocks, rows_per_tile, stride_h, stride_w, dilation_h,
                          dilation_w, pad_top, pad_left)
 
@@ -653,15 +665,15 @@ def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, f, kh_first,
                         lo = max(lo_row * width, -offset)
                         hi = min(hi_row * width, height * width - offset)
                         _add_products(acc, a0 + lo - first * width, x_flat, x_plane + lo + offset,
-                                      grad, g0 + lo, 1, hi - lo)
+                                      grad, g0 + lo, hi - lo)
                         continue
                     ih = first * stride_h + kh * dilation_h - pad_top
                     lo = col_first[kw]
                     if 0 <= ih < height:
-                        _add_products(acc, a0 + lo, x_flat,
-                                      x_plane + ih * width + lo * stride_w + kw * dilation_w
-                                      - pad_left, go_flat, g_plane + first * out_w + lo, stride_w,
-                                      col_stop[kw] - lo)
+                        _add_products_strided(acc, a0 + lo, x_flat,
+                                              x_plane + ih * width + lo * stride_w
+                                              + kw * dilation_w - pad_left, stride_w, go_flat,
+                                              g_plane + first * out_w + lo, col_stop[kw] - lo)
             terms += 1
             if terms == MAX_PARTIAL_TERMS:
                 _flush_products(acc, lanes, rows, pitch, kernel_w, col_first, col_stop, totals)
