@@ -306,11 +306,12 @@ def im2col_planes_serial(x, cols_t, n, oh0, oh1, kernel_h, kernel_w, out_w, stri
 
 
 @jit.kernel()
-def _col2im_plane_row(cols_t, grad_input, tile, n, oh0, oh1, kernel_h, kernel_w, out_w,
-                      stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
-    channels, height, width = grad_input.shape[1], grad_input.shape[2], grad_input.shape[3]
-    c = tile // height
-    ih = tile % height
+def _col2im_plane_row(cols_t, grad_input, tile, first, rows, n, oh0, oh1, kernel_h, kernel_w,
+                      out_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    """Tile ``tile`` is input row ``first + tile % rows`` of plane ``tile // rows``."""
+    channels, width = grad_input.shape[1], grad_input.shape[3]
+    c = tile // rows
+    ih = first + tile % rows
     grad_row = grad_input[n, c, ih]
     for kh in range(kernel_h):
         oh = _output_position(ih, kh, pad_top, stride_h, dilation_h, oh1)
@@ -340,12 +341,10 @@ def col2im_planes_add(cols_t, grad_input, n, oh0, oh1, kernel_h, kernel_w, out_w
     """Add the columns of output rows ``[oh0, oh1)`` of image ``n`` into ``grad_input``."""
     first, stop = _col2im_plane_rows(grad_input, oh0, oh1, kernel_h, stride_h, dilation_h,
                                      pad_top)
-    rows = stop - first
-    height = grad_input.shape[2]
-    for tile in prange(grad_input.shape[1] * rows):
-        _col2im_plane_row(cols_t, grad_input, tile // rows * height + first + tile % rows, n,
-                          oh0, oh1, kernel_h, kernel_w, out_w, stride_h, stride_w, dilation_h,
-                          dilation_w, pad_top, pad_left)
+    for tile in prange(grad_input.shape[1] * (stop - first)):
+        _col2im_plane_row(cols_t, grad_input, np.int64(tile), first, stop - first, n, oh0, oh1,
+                          kernel_h, kernel_w, out_w, stride_h, stride_w, dilation_h, dilation_w,
+                          pad_top, pad_left)
 
 
 @jit.kernel()
@@ -354,12 +353,10 @@ def col2im_planes_add_serial(cols_t, grad_input, n, oh0, oh1, kernel_h, kernel_w
     """Serial build of :func:`col2im_planes_add`."""
     first, stop = _col2im_plane_rows(grad_input, oh0, oh1, kernel_h, stride_h, dilation_h,
                                      pad_top)
-    rows = stop - first
-    height = grad_input.shape[2]
-    for tile in range(grad_input.shape[1] * rows):
-        _col2im_plane_row(cols_t, grad_input, tile // rows * height + first + tile % rows, n,
-                          oh0, oh1, kernel_h, kernel_w, out_w, stride_h, stride_w, dilation_h,
-                          dilation_w, pad_top, pad_left)
+    for tile in range(grad_input.shape[1] * (stop - first)):
+        _col2im_plane_row(cols_t, grad_input, tile, first, stop - first, n, oh0, oh1, kernel_h,
+                          kernel_w, out_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                          pad_left)
 
 
 # ---------------------------------------------------------------------------

@@ -340,27 +340,16 @@ def conv2d_grads(
                     grad_input_c,
                     *scalars,
                 )
-            elif gin_planes:
-                _paths.col2im_grad_input_planes(
-                    grad_planes,
-                    kernel_c,
-                    grad_input_c,
-                    out_h,
-                    out_w,
-                    scalars,
-                    geometry.single_threaded,
-                )
             elif gin_path == "flipped":
                 _paths.flipped_grad_input(grad_output_c, kernel_c, grad_input_c, geometry)
             elif gin_path == "col2im":
-                _paths.col2im_grad_input(
-                    grad_output_c,
-                    kernel_c,
-                    grad_input_c,
-                    out_h,
-                    out_w,
-                    scalars,
-                    geometry.single_threaded,
+                col2im, grads = (
+                    (_paths.col2im_grad_input_planes, grad_planes)
+                    if gin_planes
+                    else (_paths.col2im_grad_input, grad_output_c)
+                )
+                col2im(
+                    grads, kernel_c, grad_input_c, out_h, out_w, scalars, geometry.single_threaded
                 )
             elif gin_path == "matmul":
                 np.matmul(
