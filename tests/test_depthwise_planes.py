@@ -1,12 +1,13 @@
 """The channels_first depthwise kernels of numconv/kernels/planes.py, called directly.
 
 Every case is compared with the float64 reference of tests/reference.py (padding
-given explicitly), and the serial build with the parallel one, bit for bit.  The
-cases reach the three ways through a plane: flat (unit strides, equal input
-and output widths), padded (unit strides, other widths) and rows (other
-strides, or weights with inf/nan), with tiles of whole planes and of row blocks.
-Non-finite values are checked against a direct loop over the definition, which
-skips the taps that land in the padding.
+given explicitly), and in float32 the serial build with the parallel one, bit
+for bit (float64 runs the serial builds only: compiling the parallel ones too
+would double the file's time).  The cases reach the three ways through a
+plane: flat (unit strides, output no wider than input), phases (other strides,
+dilations and widths) and direct (weights with inf/nan), with tiles of whole
+planes and of row blocks.  Non-finite values are checked against a direct loop
+over the definition, which skips the taps that land in the padding.
 """
 
 import numba
@@ -24,9 +25,9 @@ from reference import conv2d_grads_reference, conv2d_reference
 CASES = [
     (2, 3, 1, (9, 8), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),    # flat, 'same'
     (1, 2, 2, (7, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0))),    # narrower, 'valid', M = 2
-    (2, 2, 1, (7, 5), (5, 2), (2, 2), (1, 1), ((2, 1), (0, 1))),    # rows, stride 2
-    (1, 3, 2, (8, 9), (3, 3), (2, 1), (1, 1), ((1, 1), (1, 1))),    # rows, strides (2, 1)
-    (1, 3, 2, (8, 9), (3, 3), (1, 2), (1, 1), ((1, 1), (1, 1))),    # rows, strides (1, 2)
+    (2, 2, 1, (7, 5), (5, 2), (2, 2), (1, 1), ((2, 1), (0, 1))),    # stride 2
+    (1, 3, 2, (8, 9), (3, 3), (2, 1), (1, 1), ((1, 1), (1, 1))),    # strides (2, 1)
+    (1, 3, 2, (8, 9), (3, 3), (1, 2), (1, 1), ((1, 1), (1, 1))),    # strides (1, 2)
     (2, 2, 1, (9, 11), (3, 3), (1, 1), (2, 2), ((2, 2), (2, 2))),   # flat, dilation 2
     (1, 2, 2, (7, 10), (5, 2), (1, 1), (1, 3), ((0, 3), (2, 1))),   # flat, dilation (1, 3)
     (1, 2, 1, (7, 10), (5, 2), (1, 1), (1, 3), ((1, 0), (0, 0))),   # narrower, dilation (1, 3)
@@ -34,13 +35,14 @@ CASES = [
     (1, 2, 2, (7, 5), (5, 2), (1, 1), (1, 1), ((3, 0), (4, 1))),    # wider: pads > kernel
     (1, 1, 1, (5, 4), (3, 2), (1, 1), (1, 1), ((2, 2), (3, 3))),    # wider
     (1, 2, 1, (6, 9), (3, 3), (1, 1), (1, 1), ((1, 1), (2, 0))),    # narrower, edges both sides
-    (1, 2, 1, (7, 10), (3, 3), (2, 2), (2, 2), ((1, 2), (2, 2))),   # rows, stride and dilation
+    (1, 2, 1, (7, 10), (3, 3), (2, 2), (2, 2), ((1, 2), (2, 2))),   # stride and dilation
+    (1, 2, 1, (8, 9), (2, 2), (3, 3), (1, 1), ((0, 1), (1, 0))),    # stride 3: phases without taps
+    (2, 2, 2, (9, 7), (3, 2), (2, 3), (1, 2), ((1, 1), (0, 2))),    # strides (2, 3), dilation
     (2, 3, 2, (5, 6), (5, 5), (1, 1), (1, 1), ((2, 2), (2, 2))),    # flat, 5 taps a row
     (1, 2, 1, (6, 8), (2, 4), (1, 1), (1, 1), ((0, 1), (1, 2))),    # flat, 4 taps a row
     (1, 2, 1, (100, 100), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),  # flat, row-block tiles
     (1, 1, 2, (90, 70), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0))),    # narrower, row blocks
-    (1, 1, 1, (300, 40), (3, 3), (1, 2), (1, 1), ((1, 1), (1, 1))),   # rows, row blocks;
-    # kernel gradient: over 256 rows per filter
+    (1, 1, 1, (300, 40), (3, 3), (1, 2), (1, 1), ((1, 1), (1, 1))),   # strided, row blocks
     (2, 1, 1, (150, 400), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),  # flat, one row per
     # block: over 256 blocks per filter
 ]
@@ -114,10 +116,11 @@ def test_kernels_match_reference_and_serial_equals_parallel(case, dtype):
     x, kernel, bias, grad_output = _arrays(case, dtype, rng)
     scalars = _geometry(case)[1]
     serial = _run("_serial", x, kernel, bias, grad_output, scalars)
-    parallel = _run("", x, kernel, bias, grad_output, scalars)
-    for s, p in zip(serial, parallel):
-        assert s.dtype == dtype
-        assert np.array_equal(s, p)
+    if dtype == np.float32:
+        parallel = _run("", x, kernel, bias, grad_output, scalars)
+        for s, p in zip(serial, parallel):
+            assert s.dtype == dtype
+            assert np.array_equal(s, p)
     expected, magnitudes = _expected(case, x, kernel, bias, grad_output)
     for got, want, magnitude in zip(serial, expected, magnitudes):
         _assert_close(got, want, magnitude, dtype)
@@ -127,8 +130,9 @@ def test_cases_reach_every_way_through_a_plane():
     def way(case):
         (out_h, out_w), (stride_h, stride_w, *_) = _geometry(case)
         if (stride_h, stride_w) != (1, 1):
-            return "strided"
+            return "strided"  # phases
         width = case[3][1]
+        # flat, flat in a scratch block (input gradient: phases), phases
         return "equal" if out_w == width else "narrower" if out_w < width else "wider"
 
     ways = [way(case) for case in CASES]
@@ -208,15 +212,15 @@ def _direct_loops(x, kernel, bias, grad_output, scalars, out, grad_input, grad_k
 
 NONFINITE_CASES = [
     (1, 2, 1, (6, 7), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),    # flat
-    (1, 2, 2, (6, 7), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 0))),    # padded (finite) / rows
-    (1, 2, 1, (6, 7), (3, 3), (2, 1), (1, 1), ((1, 1), (1, 1))),    # rows
+    (1, 2, 2, (6, 7), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 0))),    # narrower
+    (1, 2, 1, (6, 7), (3, 3), (2, 1), (1, 1), ((1, 1), (1, 1))),    # strided
 ]
 
 
 @pytest.mark.parametrize("case", NONFINITE_CASES)
 def test_inf_weight_is_never_multiplied_by_padding(case):
     rng = np.random.default_rng(5)
-    x, kernel, bias, grad_output = _arrays(case, np.float64, rng)
+    x, kernel, bias, grad_output = _arrays(case, np.float32, rng)
     kernel[0, 0, 0, 0] = np.inf
     kernel[2, 1, 0, 1] = -np.inf
     scalars = _geometry(case)[1]
@@ -224,14 +228,14 @@ def test_inf_weight_is_never_multiplied_by_padding(case):
     for suffix in ("_serial", ""):
         out, grad_input, _ = _run(suffix, x, kernel, bias, grad_output, scalars)
         assert np.isfinite(out).any() and not np.isfinite(out).all()
-        np.testing.assert_allclose(out, expected[0], rtol=1e-13, atol=1e-13)
-        np.testing.assert_allclose(grad_input, expected[1], rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(out, expected[0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(grad_input, expected[1], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("case", NONFINITE_CASES)
 def test_inf_data_reaches_only_the_taps_that_read_it(case):
     rng = np.random.default_rng(6)
-    x, kernel, bias, grad_output = _arrays(case, np.float64, rng)
+    x, kernel, bias, grad_output = _arrays(case, np.float32, rng)
     # Next to row ends, where the flat loops of the kernel gradient read across rows.
     x[0, 0, 2, -1] = np.inf
     x[0, 1, 3, 0] = np.nan
@@ -242,7 +246,7 @@ def test_inf_data_reaches_only_the_taps_that_read_it(case):
     for suffix in ("_serial", ""):
         grad_kernel = _run(suffix, x, kernel, bias, grad_output, scalars)[2]
         assert np.isfinite(grad_kernel).any() and not np.isfinite(grad_kernel).all()
-        np.testing.assert_allclose(grad_kernel, expected, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(grad_kernel, expected, rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------
@@ -251,15 +255,15 @@ def test_inf_data_reaches_only_the_taps_that_read_it(case):
 
 @pytest.mark.parametrize("suffix", ["_serial", ""])
 def test_empty_batch_writes_zero_kernel_gradient(suffix):
-    x = np.empty((0, 2, 5, 5))
-    grad_output = np.empty((0, 2, 5, 5))
-    kernel = np.ones((3, 3, 1, 2))
+    x = np.empty((0, 2, 5, 5), dtype=np.float32)
+    grad_output = np.empty((0, 2, 5, 5), dtype=np.float32)
+    kernel = np.ones((3, 3, 1, 2), dtype=np.float32)
     out, grad_input = np.empty_like(grad_output), np.empty_like(x)
-    getattr(planes, "depthwise_planes_forward" + suffix)(x, kernel, np.zeros(2), out,
+    getattr(planes, "depthwise_planes_forward" + suffix)(x, kernel, np.zeros(2, np.float32), out,
                                                          1, 1, 1, 1, 1, 1)
     getattr(planes, "depthwise_planes_grad_input" + suffix)(grad_output, kernel, grad_input,
                                                             1, 1, 1, 1, 1, 1)
-    grad_kernel = np.full(kernel.shape, np.nan)
+    grad_kernel = np.full(kernel.shape, np.nan, dtype=np.float32)
     getattr(planes, "depthwise_planes_grad_kernel" + suffix)(x, grad_output, grad_kernel,
                                                              1, 1, 1, 1, 1, 1)
     assert np.array_equal(grad_kernel, np.zeros(kernel.shape))
@@ -298,11 +302,13 @@ def geometries(draw):
 
 @given(geometries())
 def test_random_geometries_match_reference(case):
-    x, kernel, bias, grad_output = _arrays(case, np.float64, np.random.default_rng(9))
     scalars = _geometry(case)[1]
-    serial = _run("_serial", x, kernel, bias, grad_output, scalars)
-    parallel = _run("", x, kernel, bias, grad_output, scalars)
-    expected, magnitudes = _expected(case, x, kernel, bias, grad_output)
-    for s, p, want, magnitude in zip(serial, parallel, expected, magnitudes):
-        assert np.array_equal(s, p)
-        _assert_close(s, want, magnitude, np.float64)
+    for dtype in DTYPES:
+        x, kernel, bias, grad_output = _arrays(case, dtype, np.random.default_rng(9))
+        serial = _run("_serial", x, kernel, bias, grad_output, scalars)
+        if dtype == np.float32:
+            parallel = _run("", x, kernel, bias, grad_output, scalars)
+            assert all(np.array_equal(s, p) for s, p in zip(serial, parallel))
+        expected, magnitudes = _expected(case, x, kernel, bias, grad_output)
+        for got, want, magnitude in zip(serial, expected, magnitudes):
+            _assert_close(got, want, magnitude, dtype)

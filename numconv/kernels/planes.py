@@ -27,25 +27,27 @@ same tiles; both give bit-identical results whatever the thread count.  The
 kernels trust their arguments (checked by :mod:`numconv.nn`).  From a user's
 ``@njit(cache=True)`` function, call the ``..._serial`` builds (numba/numba#8578).
 
-Three ways through a plane, chosen by shape (and, for the input gradient, by
-the weights):
+Three ways through a plane, chosen by shape (and, for the forward pass and the
+input gradient, by the weights):
 
 * flat: unit strides, output no wider than input (the 'same' and 'valid'
   cases).  Output rows (in ``out`` itself, or in a scratch block of
   input-width rows for a narrower output) share the input's row pitch, so a
   tap is a constant offset between flat indices and a group of three taps one
   long loop over a block of rows.  The few edge columns, where those loops read
-  across a row end, are then recomputed column by column.  The kernel gradient
-  keeps its products in input-width rows the same way and leaves the edge
-  columns out of its sums.  The input gradient runs flat when grad_output and
-  grad_input have the same width.
-* padded (input gradient, unit strides, other widths, finite weights): the
-  grad_output rows a tile needs are copied into a zero-padded buffer whose
-  pitch is the input width plus the kernel's reach, computed flat in that
-  pitch and copied out.  The padding zeros enter as 0 * weight, exact only for
-  finite weights, so a filter with an inf or nan takes the row way.
-* rows: anything else; one short loop per (row, tap), taps in the padding
-  skipped by index bounds.
+  across a row end, are then recomputed element by element.  The kernel
+  gradient keeps its products in input-width rows the same way and leaves the
+  edge columns out of its sums.  The input gradient runs flat when grad_output
+  and grad_input have the same width.
+* phases: any other strides and dilations.  The source rows a tile needs are
+  copied, split by phase (row mod stride_h, column mod stride_w), into
+  zero-padded buffers whose pitch is the output width plus the kernel's reach;
+  each phase is then a unit-stride correlation with the taps of that phase,
+  computed flat in that pitch.  Forward pass and input gradient: the padding
+  zeros enter as 0 * weight, exact only for finite weights.  Kernel gradient:
+  products with padding land in lanes left out of the sums, so any values do.
+* direct: the forward pass and the input gradient of a filter with an inf or
+  nan weight, when not flat; plain loops over the valid taps of each element.
 """
 
 import numpy as np
@@ -93,28 +95,40 @@ def _copy(dst, a0, src, b0, count):
 
 
 @jit.kernel()
-def _add_tap(dst, d0, src, s0, w0, stride, count):
-    """dst[d0 + i] += w0 * src[s0 + i * stride] for i < count."""
-    if stride == 1:
-        _add_tap_unit(dst, d0, src, s0, w0, count)
-    else:
-        _add_tap_strided(dst, d0, src, s0, w0, stride, count)
+def _zero(dst, start, count):
+    a = np.uint64(start)
+    for i in range(np.uint64(max(count, 0))):
+        dst[a + i] = 0
 
 
 @jit.kernel()
-def _add_tap_unit(dst, d0, src, s0, w0, count):
+def _gather(dst, a0, src, b0, step, count):
+    """dst[a0 + i] = src[b0 + i * step] for i < count."""
+    if step == 1:
+        _copy(dst, a0, src, b0, count)
+        return
+    a, b, jump = np.uint64(a0), np.uint64(b0), np.uint64(step)
+    for i in range(np.uint64(max(count, 0))):
+        dst[a + i] = src[b + i * jump]
+
+
+@jit.kernel()
+def _scatter(dst, a0, step, src, b0, count):
+    """dst[a0 + i * step] = src[b0 + i] for i < count."""
+    if step == 1:
+        _copy(dst, a0, src, b0, count)
+        return
+    a, b, jump = np.uint64(a0), np.uint64(b0), np.uint64(step)
+    for i in range(np.uint64(max(count, 0))):
+        dst[a + i * jump] = src[b + i]
+
+
+@jit.kernel()
+def _add_tap(dst, d0, src, s0, w0, count):
     """dst[d0 + i] += w0 * src[s0 + i] for i < count."""
     a, b = np.uint64(d0), np.uint64(s0)
     for i in range(np.uint64(max(count, 0))):
         dst[a + i] = dst[a + i] + w0 * src[b + i]
-
-
-@jit.kernel()
-def _add_tap_strided(dst, d0, src, s0, w0, stride, count):
-    """dst[d0 + i] += w0 * src[s0 + i * stride] for i < count."""
-    a, b, step = np.uint64(d0), np.uint64(s0), np.uint64(stride)
-    for i in range(np.uint64(max(count, 0))):
-        dst[a + i] = dst[a + i] + w0 * src[b + i * step]
 
 
 @jit.kernel()
@@ -126,11 +140,11 @@ def _add_taps3(dst, d0, src, s0, s1, s2, w0, w1, w2, count):
 
 
 @jit.kernel()
-def _add_tap_column(dst, d0, src, s0, w0, pitch, count):
-    """dst[d0 + i * pitch] += w0 * src[s0 + i * pitch] for i < count (one column)."""
-    a, b, step = np.uint64(d0), np.uint64(s0), np.uint64(pitch)
+def _add_products(acc, a0, src, s0, grad, g0, count):
+    """acc[a0 + i] += src[s0 + i] * grad[g0 + i] for i < count."""
+    a, b, g = np.uint64(a0), np.uint64(s0), np.uint64(g0)
     for i in range(np.uint64(max(count, 0))):
-        dst[a + i * step] = dst[a + i * step] + w0 * src[b + i * step]
+        acc[a + i] = acc[a + i] + src[b + i] * grad[g + i]
 
 
 @jit.kernel()
@@ -141,24 +155,8 @@ def _add_row(acc, a0, b0, count):
         acc[a + i] = acc[a + i] + acc[b + i]
 
 
-@jit.kernel()
-def _add_products(acc, a0, src, s0, grad, g0, count):
-    """acc[a0 + i] += src[s0 + i] * grad[g0 + i] for i < count."""
-    a, b, g = np.uint64(a0), np.uint64(s0), np.uint64(g0)
-    for i in range(np.uint64(max(count, 0))):
-        acc[a + i] = acc[a + i] + src[b + i] * grad[g + i]
-
-
-@jit.kernel()
-def _add_products_strided(acc, a0, src, s0, stride, grad, g0, count):
-    """acc[a0 + i] += src[s0 + i * stride] * grad[g0 + i] for i < count."""
-    a, b, g, step = np.uint64(a0), np.uint64(s0), np.uint64(g0), np.uint64(stride)
-    for i in range(np.uint64(max(count, 0))):
-        acc[a + i] = acc[a + i] + src[b + i * step] * grad[g + i]
-
-
 # ---------------------------------------------------------------------------
-# Index bounds.
+# Index bounds and tables.
 
 
 @jit.kernel()
@@ -181,24 +179,6 @@ def _tap_rows(first, stop, shift, src_h):
     lo = max(first, -shift)
     hi = min(stop, src_h - shift)
     return lo, max(hi, lo)
-
-
-@jit.kernel()
-def _column_plan(count, stride, step, shift, src_size, dst_size):
-    """Columns of each tap t (reading src[o * stride + t * step + shift]), shape-only.
-
-    Row t: [first, stop) of its valid output columns o, then, on the first tap of
-    each group of three, [lo, hi) where the whole group is valid (lo >= hi: none).
-    """
-    plan = np.zeros((count, 4), dtype=np.int64)
-    for t in range(count):
-        plan[t, 0], plan[t, 1] = _tap_columns(stride, t * step + shift, src_size, dst_size)
-    for t0 in range(0, count, 3):
-        lo, hi = 0, dst_size
-        for t in range(t0, min(t0 + 3, count)):
-            lo, hi = max(lo, plan[t, 0]), min(hi, plan[t, 1])
-        plan[t0, 2], plan[t0, 3] = lo, hi
-    return plan
 
 
 @jit.kernel()
@@ -234,10 +214,9 @@ def _finite_filters(taps):
 
 
 # ---------------------------------------------------------------------------
-# Unit strides: a correlation of a source plane with one filter's taps,
+# Flat way: a correlation of a source plane with one filter's taps,
 #   dst[o, p] += sum over (kh, kw) of taps[f, kh, kw] * src[o + kh*dh - top, p + kw*dw - left],
-# with dst and src sharing the row pitch ``width`` (flat way, or padded way in
-# the buffer's pitch).
+# with dst and src sharing the row pitch ``width``.
 
 
 @jit.kernel()
@@ -269,8 +248,8 @@ def _correlate_flat(dst, d_plane, src, s_plane, src_h, width, first, stop, taps,
                            taps[f, kh, t0], taps[f, kh, t0 + 1], taps[f, kh, t0 + 2], hi - lo)
             else:
                 for t in range(group):  # one or two taps left over
-                    _add_tap_unit(dst, d_plane + lo, src, s0 + t * dilation_w,
-                                  taps[f, kh, t0 + t], hi - lo)
+                    _add_tap(dst, d_plane + lo, src, s0 + t * dilation_w, taps[f, kh, t0 + t],
+                             hi - lo)
 
 
 @jit.kernel()
@@ -311,92 +290,88 @@ def _fix_edge_columns(dst, d_plane, src, s_plane, plane_size, src_h, width, colu
 
 
 @jit.kernel()
-def _pad_plane(src, s_plane, src_h, src_w, buf, rows, pitch, top, left):
-    """buf[:rows * pitch] = the (src_h, src_w) plane at src[s_plane:], moved down by
-    ``top`` rows and right by ``left`` columns (either may be negative), zeros around."""
-    lo = min(max(left, 0), pitch)
-    hi = min(max(left + src_w, lo), pitch)
-    for b in range(rows):
-        r = b - top
-        if r < 0 or r >= src_h:
-            _fill(buf, b * pitch, pitch, 0.0)
-            continue
-        _fill(buf, b * pitch, lo, 0.0)
-        _copy(buf, b * pitch + lo, src, s_plane + r * src_w + lo - left, hi - lo)
-        _fill(buf, b * pitch + hi, pitch - hi, 0.0)
-
-
-@jit.kernel()
 def _copy_out(dst, d0, dst_w, scratch, pitch, rows):
     """Rows of a pitch-``pitch`` scratch block into consecutive dst rows of width dst_w."""
     for r in range(rows):
         _copy(dst, d0 + r * dst_w, scratch, r * pitch, dst_w)
 
 
-@jit.kernel()
-def _padded_block(src, s_plane, src_h, src_w, buf, scratch, rows, dst_w, taps, f, dilation_h,
-                  dilation_w, top, left, init, base):
-    """Padded way: scratch rows [0, rows) (pitch dst_w + reach) (+)= taps over the source.
+# ---------------------------------------------------------------------------
+# Phases.  With strides (sh, sw), tap (kh, kw) of output (o, p) reads the
+# padded source at (o*sh + kh*dh, p*sw + kw*dw): phase (kh*dh % sh, kw*dw % sw)
+# of the source, at (o + kh*dh // sh, p + kw*dw // sw).  Each phase is copied
+# into a buffer of `reach_h - 1` extra rows and a pitch of `reach_w - 1` extra
+# columns, where reach = (K - 1) * d // s + 1, and its taps become constant
+# offsets in that buffer.
 
-    ``top``/``left``: where the source plane's origin lands in the block's frame.
-    With ``init`` scratch starts from ``base``.
+
+@jit.kernel()
+def _reach(kernel_size, dilation, stride):
+    return (kernel_size - 1) * dilation // stride + 1
+
+
+@jit.kernel()
+def _phase_has_taps(kh_first, kh_stop, kernel_w, row_phase, col_phase, stride_h, stride_w,
+                    dilation_h, dilation_w):
+    """Whether kernel rows [kh_first, kh_stop) have a tap in the phase."""
+    rows = cols = False
+    for kh in range(kh_first, kh_stop):
+        rows = rows or (kh * dilation_h) % stride_h == row_phase
+    for kw in range(kernel_w):
+        cols = cols or (kw * dilation_w) % stride_w == col_phase
+    return rows and cols
+
+
+@jit.kernel()
+def _phase_block(src, s_plane, src_h, src_w, buf, rows, pitch, row0, row_step, col0, col_step,
+                 zeros):
+    """buf[b * pitch + j] = plane[row0 + b * row_step, col0 + j * col_step] for b < rows,
+    j < pitch, where that lies inside the (src_h, src_w) plane at s_plane; with
+    ``zeros`` the rest of buf[:rows * pitch] is zero, else left as it was."""
+    if zeros:
+        _zero(buf, np.int64(0), rows * pitch)
+    lo, hi = _tap_columns(col_step, col0, src_w, pitch)
+    first, stop = _tap_columns(row_step, row0, src_h, rows)
+    for b in range(first, stop):
+        _gather(buf, b * pitch + lo, src,
+                s_plane + (row0 + b * row_step) * src_w + col0 + lo * col_step, col_step, hi - lo)
+
+
+@jit.kernel()
+def _phase_taps(dst, d0, buf, b0, taps, f, row_phase, col_phase, stride_h, stride_w,
+                dilation_h, dilation_w, pitch, reach_h, reach_w, rotated, length):
+    """dst[d0 + i] += the taps of one phase, each weight times buf[b0 + i + its offset].
+
+    Taps in (kh, kw) order, three per pass.  ``rotated``: the taps array holds the
+    kernel turned by 180 degrees, and the offsets count from the buffer's far end
+    (the input gradient's correlation).
     """
     kernel_h, kernel_w = taps.shape[1], taps.shape[2]
-    buf_rows = rows + (kernel_h - 1) * dilation_h
-    pitch = dst_w + (kernel_w - 1) * dilation_w
-    _pad_plane(src, s_plane, src_h, src_w, buf, buf_rows, pitch, top, left)
-    if init:
-        _fill(scratch, 0, rows * pitch, base)
-    _correlate_flat(scratch, 0, buf, 0, buf_rows, pitch, 0, rows, taps, f, dilation_h,
-                    dilation_w, 0, 0)
-
-
-# ---------------------------------------------------------------------------
-# Other strides: rows.  A "tap" reads src[o * stride + offset] for column o.
-
-
-@jit.kernel()
-def _correlate_row(dst, d_row, src, s_row, taps, f, kh, stride, step, shift, plan):
-    """dst row += sum over t of taps[f, kh, t] * src[o * stride + t * step + shift] (valid t).
-
-    With a unit stride, taps go in groups of three (``plan``, from
-    :func:`_column_plan`): one pass over the columns where the whole group is
-    valid, single-tap passes over the few edge columns.  Every column adds its
-    valid taps in increasing t either way.
-    """
-    count = taps.shape[2]
-    for t0 in range(0, count, 3):
-        group = min(3, count - t0)
-        lo, hi = plan[t0, 2], plan[t0, 3]
-        grouped = stride == 1 and group == 3 and lo < hi
-        for t in range(t0, t0 + group):
-            first, stop = plan[t, 0], plan[t, 1]
-            offset = t * step + shift
-            for side in range(2 if grouped else 1):
-                if grouped:  # the edge columns left and right of the grouped pass
-                    first, stop = (plan[t, 0], lo) if side == 0 else (hi, plan[t, 1])
-                _add_tap(dst, d_row + first, src, s_row + first * stride + offset,
-                         taps[f, kh, t], stride, stop - first)
-        if grouped:
-            s0 = s_row + lo + t0 * step + shift
-            _add_taps3(dst, d_row + lo, src, s0, s0 + step, s0 + 2 * step, taps[f, kh, t0],
-                       taps[f, kh, t0 + 1], taps[f, kh, t0 + 2], hi - lo)
-
-
-@jit.kernel()
-def _scatter_row(dst, d_row, src, s_row, taps, f, kh, stride, step, shift, plan):
-    """dst[o * stride + t * step + shift] += taps[f, kh, t] * src[o], tap after tap.
-
-    ``plan[t, :2]``: [first, stop) of the src columns o whose target is in the row.
-    """
-    jump = np.uint64(stride)
-    for t in range(taps.shape[2]):
-        first, stop = plan[t, 0], plan[t, 1]
-        a = np.uint64(d_row + first * stride + t * step + shift)
-        b = np.uint64(s_row + first)
-        weight = taps[f, kh, t]
-        for i in range(np.uint64(max(stop - first, 0))):
-            dst[a + i * jump] = dst[a + i * jump] + weight * src[b + i]
+    for kh in range(kernel_h):
+        if (kh * dilation_h) % stride_h != row_phase:
+            continue
+        a = (kh * dilation_h) // stride_h
+        row = b0 + (reach_h - 1 - a if rotated else a) * pitch
+        pending = 0
+        o0 = o1 = row  # (placeholders until set)
+        w0 = w1 = taps[f, 0, 0]
+        for kw in range(kernel_w):
+            if (kw * dilation_w) % stride_w != col_phase:
+                continue
+            b = (kw * dilation_w) // stride_w
+            offset = row + (reach_w - 1 - b if rotated else b)
+            weight = taps[f, kernel_h - 1 - kh, kernel_w - 1 - kw] if rotated else taps[f, kh, kw]
+            if pending == 0:
+                o0, w0, pending = offset, weight, 1
+            elif pending == 1:
+                o1, w1, pending = offset, weight, 2
+            else:
+                _add_taps3(dst, d0, buf, o0, o1, offset, w0, w1, weight, length)
+                pending = 0
+        if pending >= 1:
+            _add_tap(dst, d0, buf, o0, w0, length)
+        if pending == 2:
+            _add_tap(dst, d0, buf, o1, w1, length)
 
 
 # ---------------------------------------------------------------------------
@@ -404,59 +379,91 @@ def _scatter_row(dst, d_row, src, s_row, taps, f, kh, stride, step, shift, plan)
 
 
 @jit.kernel()
-def _forward_tile(x, x_flat, taps, plan, bias, out, out_flat, tile, blocks, rows_per_tile,
+def _forward_direct(x_flat, x_plane, height, width, taps, f, bias, out_flat, d_plane, out_w,
+                    first, stop, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    for o in range(first, stop):
+        for p in range(out_w):
+            total = bias[f]
+            for kh in range(taps.shape[1]):
+                ih = o * stride_h + kh * dilation_h - pad_top
+                if 0 <= ih < height:
+                    for kw in range(taps.shape[2]):
+                        iw = p * stride_w + kw * dilation_w - pad_left
+                        if 0 <= iw < width:
+                            total += taps[f, kh, kw] * x_flat[x_plane + ih * width + iw]
+            out_flat[d_plane + o * out_w + p] = total
+
+
+@jit.kernel()
+def _forward_tile(x, x_flat, taps, finite, bias, out, out_flat, tile, blocks, rows_per_tile,
                   stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
     filters, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
+    kernel_h, kernel_w = taps.shape[1], taps.shape[2]
     plane = tile // blocks
     n, f = plane // filters, plane % filters
     x_plane = (n * channels + f // (filters // channels)) * height * width
     d_plane = plane * out_h * out_w
     first = (tile % blocks) * rows_per_tile
     stop = min(first + rows_per_tile, out_h)
+    rows = stop - first
     if stride_h == 1 and stride_w == 1 and out_w <= width:
         # Flat, in out itself or, for a narrower output, in a scratch block of
         # input-width rows whose first out_w columns are then copied out.
         dst, d0 = out_flat, d_plane
         if out_w < width:
-            dst, d0 = np.empty((stop - first) * width, dtype=out.dtype), -first * width
-        _fill(dst, d0 + first * width, (stop - first) * width, bias[f])
+            dst, d0 = np.empty(rows * width, dtype=out.dtype), -first * width
+        _fill(dst, d0 + first * width, rows * width, bias[f])
         _correlate_flat(dst, d0, x_flat, x_plane, height, width, first, stop, taps, f,
                         dilation_h, dilation_w, pad_top, pad_left)
-        _fix_edge_columns(dst, d0, x_flat, x_plane, 0, height, width, out_w, first, stop, taps,
-                          f, f + 1, dilation_h, dilation_w, pad_top, pad_left, bias, f)
+        _fix_edge_columns(dst, d0, x_flat, x_plane, np.int64(0), height, width, out_w, first,
+                          stop, taps, f, f + 1, dilation_h, dilation_w, pad_top, pad_left, bias,
+                          f)
         if out_w < width:
-            _copy_out(out_flat, d_plane + first * out_w, out_w, dst, width, stop - first)
+            _copy_out(out_flat, d_plane + first * out_w, out_w, dst, width, rows)
         return
-    for oh in range(first, stop):
-        d_row = d_plane + oh * out_w
-        _fill(out_flat, d_row, out_w, bias[f])
-        for kh in range(taps.shape[1]):
-            ih = oh * stride_h + kh * dilation_h - pad_top
-            if 0 <= ih < height:
-                _correlate_row(out_flat, d_row, x_flat, x_plane + ih * width, taps, f, kh,
-                               stride_w, dilation_w, -pad_left, plan)
+    if not finite[f]:
+        _forward_direct(x_flat, x_plane, height, width, taps, f, bias, out_flat, d_plane, out_w,
+                        first, stop, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                        pad_left)
+        return
+    reach_h = _reach(kernel_h, dilation_h, stride_h)
+    reach_w = _reach(kernel_w, dilation_w, stride_w)
+    pitch = out_w + reach_w - 1
+    buf = np.empty((rows + reach_h - 1) * pitch, dtype=out.dtype)
+    scratch = np.empty(rows * pitch, dtype=out.dtype)
+    origin = np.int64(0)  # a variable, not a literal: one compiled version of each helper
+    _fill(scratch, origin, rows * pitch, bias[f])
+    for row_phase in range(stride_h):
+        for col_phase in range(stride_w):
+            if not _phase_has_taps(origin, kernel_h, kernel_w, row_phase, col_phase, stride_h,
+                                   stride_w, dilation_h, dilation_w):
+                continue
+            _phase_block(x_flat, x_plane, height, width, buf, rows + reach_h - 1, pitch,
+                         first * stride_h + row_phase - pad_top, stride_h, col_phase - pad_left,
+                         stride_w, np.bool_(True))
+            _phase_taps(scratch, origin, buf, origin, taps, f, row_phase, col_phase, stride_h,
+                        stride_w, dilation_h, dilation_w, pitch, reach_h, reach_w, np.bool_(False),
+                        (rows - 1) * pitch + out_w)
+    _copy_out(out_flat, d_plane + first * out_w, out_w, scratch, pitch, rows)
 
 
 @jit.kernel()
-def _forward_setup(x, kernel, out, stride_w, dilation_w, pad_left):
+def _forward_setup(kernel, out):
     """Tables of the forward pass, shared read-only by its tiles."""
-    taps = _taps_by_filter(kernel, False)
-    plan = _column_plan(kernel.shape[1], stride_w, dilation_w, -pad_left, x.shape[3],
-                        out.shape[3])
+    taps = _taps_by_filter(kernel, np.bool_(False))
     rows_per_tile = _rows_per_tile(out.shape[2], out.shape[3])
-    return taps, plan, rows_per_tile, -(-out.shape[2] // rows_per_tile)
+    return taps, _finite_filters(taps), rows_per_tile, -(-out.shape[2] // rows_per_tile)
 
 
 @jit.kernel(parallel=True)
 def depthwise_planes_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
                              pad_top, pad_left):
     """Depthwise convolution plus bias, channels_first, into ``out`` (N, F, OH, OW)."""
-    taps, plan, rows_per_tile, blocks = _forward_setup(x, kernel, out, stride_w, dilation_w,
-                                                       pad_left)
+    taps, finite, rows_per_tile, blocks = _forward_setup(kernel, out)
     x_flat, out_flat = x.reshape(x.size), out.reshape(out.size)
     for tile in prange(out.shape[0] * out.shape[1] * blocks):
-        _forward_tile(x, x_flat, taps, plan, bias, out, out_flat, np.int64(tile), blocks,
+        _forward_tile(x, x_flat, taps, finite, bias, out, out_flat, np.int64(tile), blocks,
                       rows_per_tile, stride_h, stride_w, dilation_h, dilation_w, pad_top,
                       pad_left)
 
@@ -465,27 +472,106 @@ def depthwise_planes_forward(x, kernel, bias, out, stride_h, stride_w, dilation_
 def depthwise_planes_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h,
                                     dilation_w, pad_top, pad_left):
     """Serial build of :func:`depthwise_planes_forward`."""
-    taps, plan, rows_per_tile, blocks = _forward_setup(x, kernel, out, stride_w, dilation_w,
-                                                       pad_left)
+    taps, finite, rows_per_tile, blocks = _forward_setup(kernel, out)
     x_flat, out_flat = x.reshape(x.size), out.reshape(out.size)
     for tile in range(out.shape[0] * out.shape[1] * blocks):
-        _forward_tile(x, x_flat, taps, plan, bias, out, out_flat, np.int64(tile), blocks,
+        _forward_tile(x, x_flat, taps, finite, bias, out, out_flat, np.int64(tile), blocks,
                       rows_per_tile, stride_h, stride_w, dilation_h, dilation_w, pad_top,
                       pad_left)
 
 
 # ---------------------------------------------------------------------------
 # Input gradient, gathered: a tile is a block of rows of one plane
-# grad_input[n, c], summing its channel's M filters in order.  With unit
-# strides it is the forward pass of the kernel turned by 180 degrees over
-# grad_output, whose origin then sits at (KH-1)*dilation_h - pad_top,
-# (KW-1)*dilation_w - pad_left.  Otherwise row by row: with a unit horizontal
-# stride a grad_output row is correlated with the kernel row reversed; else it
-# is scattered into the tile's own row, tap after tap.
+# grad_input[n, c], summing its channel's M filters in order.  It is a
+# correlation of grad_output with the kernel turned by 180 degrees:
+#   grad_input[i, j] = sum of kernel[kh, kw] * grad_output[o, p]
+#   over o*sh = i + pad_top - kh*dh, p*sw = j + pad_left - kw*dw.
+# With unit strides and equal widths that is the flat way, grad_output's
+# origin sitting at ((KH-1)*dh - pad_top, (KW-1)*dw - pad_left).  Otherwise
+# grad_input is split by phase: the rows with (i + pad_top) % sh == rho (I =
+# (i + pad_top) // sh) and the columns with (j + pad_left) % sw == kappa
+# take only the taps with kh*dh % sh == rho and kw*dw % sw == kappa, at
+# o = I - kh*dh // sh, p = J - kw*dw // sw: a unit-stride correlation.
 
 
 @jit.kernel()
-def _grad_input_tile(grad_output, go_flat, taps, finite, plan, zero, grad_input, gi_flat, tile,
+def _grad_input_direct(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, gi_flat,
+                       d_plane, width, first, stop, stride_h, stride_w, dilation_h, dilation_w,
+                       pad_top, pad_left, zero):
+    kernel_h, kernel_w = taps.shape[1], taps.shape[2]
+    for i in range(first, stop):
+        for j in range(width):
+            total = zero[0]
+            for f in range(f_first, f_stop):
+                plane = go_plane + (f - f_first) * out_h * out_w
+                for kh in range(kernel_h):
+                    rows = i + pad_top - kh * dilation_h
+                    if rows < 0 or rows % stride_h != 0 or rows // stride_h >= out_h:
+                        continue
+                    for kw in range(kernel_w):
+                        cols = j + pad_left - kw * dilation_w
+                        if cols < 0 or cols % stride_w != 0 or cols // stride_w >= out_w:
+                            continue
+                        total += taps[f, kernel_h - 1 - kh, kernel_w - 1 - kw] \
+                            * go_flat[plane + rows // stride_h * out_w + cols // stride_w]
+            gi_flat[d_plane + i * width + j] = total
+
+
+@jit.kernel()
+def _grad_input_phases(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, gi_flat,
+                       d_plane, width, first, stop, stride_h, stride_w, dilation_h, dilation_w,
+                       pad_top, pad_left):
+    """Phase way of the input gradient for grad_input rows [first, stop) of one plane.
+
+    One zero-padded copy of the grad_output rows they need per filter, shared by
+    the phases (each at its own offset); each phase sums into its own scratch
+    block, written back into its rows and columns at the end.
+    """
+    kernel_h, kernel_w = taps.shape[1], taps.shape[2]
+    reach_h = _reach(kernel_h, dilation_h, stride_h)
+    reach_w = _reach(kernel_w, dilation_w, stride_w)
+    i_min = (first + pad_top) // stride_h
+    j_min = pad_left // stride_w
+    pitch = (width - 1 + pad_left) // stride_w + 1 - j_min + reach_w - 1
+    buf_rows = (stop - 1 + pad_top) // stride_h + 1 - i_min + reach_h - 1
+    rows_max = -(-(stop - first) // stride_h)
+    phases = stride_h * stride_w
+    buf = np.empty(buf_rows * pitch, dtype=gi_flat.dtype)
+    scratch = np.zeros(phases * rows_max * pitch, dtype=gi_flat.dtype)
+    one = np.int64(1)
+    for f in range(f_first, f_stop):
+        _phase_block(go_flat, go_plane + (f - f_first) * out_h * out_w, out_h, out_w, buf,
+                     buf_rows, pitch, i_min - (reach_h - 1), one, j_min - (reach_w - 1), one,
+                     np.bool_(True))
+        for phase in range(phases):
+            row_phase, col_phase = phase // stride_w, phase % stride_w
+            i0 = first + (row_phase - first - pad_top) % stride_h
+            j0 = (col_phase - pad_left) % stride_w
+            if i0 >= stop or j0 >= width or not _phase_has_taps(
+                    np.int64(0), kernel_h, kernel_w, row_phase, col_phase, stride_h, stride_w,
+                    dilation_h, dilation_w):
+                continue
+            rows = (stop - 1 - i0) // stride_h + 1
+            cols = (width - 1 - j0) // stride_w + 1
+            base = ((i0 + pad_top) // stride_h - i_min) * pitch + (j0 + pad_left) // stride_w \
+                - j_min
+            _phase_taps(scratch, phase * rows_max * pitch, buf, base, taps, f, row_phase,
+                        col_phase, stride_h, stride_w, dilation_h, dilation_w, pitch, reach_h,
+                        reach_w, np.bool_(True), (rows - 1) * pitch + cols)
+    for phase in range(phases):
+        row_phase, col_phase = phase // stride_w, phase % stride_w
+        i0 = first + (row_phase - first - pad_top) % stride_h
+        j0 = (col_phase - pad_left) % stride_w
+        if i0 >= stop or j0 >= width:
+            continue
+        cols = (width - 1 - j0) // stride_w + 1
+        for r in range((stop - 1 - i0) // stride_h + 1):
+            _scatter(gi_flat, d_plane + (i0 + r * stride_h) * width + j0, stride_w, scratch,
+                     (phase * rows_max + r) * pitch, cols)
+
+
+@jit.kernel()
+def _grad_input_tile(grad_output, go_flat, taps, finite, zero, grad_input, gi_flat, tile,
                      blocks, rows_per_tile, stride_h, stride_w, dilation_h, dilation_w, pad_top,
                      pad_left):
     channels, height, width = grad_input.shape[1], grad_input.shape[2], grad_input.shape[3]
@@ -499,83 +585,49 @@ def _grad_input_tile(grad_output, go_flat, taps, finite, plan, zero, grad_input,
     d_plane = plane * height * width
     first = (tile % blocks) * rows_per_tile
     stop = min(first + rows_per_tile, height)
-    top = (kernel_h - 1) * dilation_h - pad_top
-    left = (kernel_w - 1) * dilation_w - pad_left
-    unit_strides = stride_h == 1 and stride_w == 1
-    if unit_strides and out_w == width:
-        _fill(gi_flat, d_plane + first * width, (stop - first) * width, 0.0)
+    if stride_h == 1 and stride_w == 1 and out_w == width:
+        top = (kernel_h - 1) * dilation_h - pad_top
+        left = (kernel_w - 1) * dilation_w - pad_left
+        _zero(gi_flat, d_plane + first * width, (stop - first) * width)
         for f in range(f_first, f_stop):
             _correlate_flat(gi_flat, d_plane, go_flat, go_plane + (f - f_first) * out_h * out_w,
                             out_h, width, first, stop, taps, f, dilation_h, dilation_w, top,
                             left)
         _fix_edge_columns(gi_flat, d_plane, go_flat, go_plane, out_h * out_w, out_h, width,
                           width, first, stop, taps, f_first, f_stop, dilation_h, dilation_w, top,
-                          left, zero, 0)
+                          left, zero, np.int64(0))
         return
-    padded = unit_strides
+    all_finite = True
     for f in range(f_first, f_stop):
-        padded = padded and finite[f]
-    if padded:
-        pitch = width + (kernel_w - 1) * dilation_w
-        buf = np.empty((stop - first + (kernel_h - 1) * dilation_h) * pitch,
-                       dtype=grad_input.dtype)
-        scratch = np.empty((stop - first) * pitch, dtype=grad_input.dtype)
-        for f in range(f_first, f_stop):
-            _padded_block(go_flat, go_plane + (f - f_first) * out_h * out_w, out_h, out_w, buf,
-                          scratch, stop - first, width, taps, f, dilation_h, dilation_w,
-                          top - first, left, f == f_first, 0.0)
-        _copy_out(gi_flat, d_plane + first * width, width, scratch, pitch, stop - first)
-        return
-    for ih in range(first, stop):
-        d_row = d_plane + ih * width
-        _fill(gi_flat, d_row, width, 0.0)
-        for f in range(f_first, f_stop):
-            for kh in range(kernel_h):
-                shifted = ih + pad_top - kh * dilation_h
-                if shifted < 0:
-                    continue
-                oh = shifted
-                if stride_h != 1:
-                    if shifted % stride_h != 0:
-                        continue
-                    oh = shifted // stride_h
-                if oh >= out_h:
-                    continue
-                s_row = go_plane + ((f - f_first) * out_h + oh) * out_w
-                # taps is turned: its row kernel_h - 1 - kh is kernel row kh reversed
-                if stride_w == 1:
-                    _correlate_row(gi_flat, d_row, go_flat, s_row, taps, f, kernel_h - 1 - kh,
-                                   1, dilation_w, -left, plan)
-                else:
-                    _scatter_row(gi_flat, d_row, go_flat, s_row, taps, f, kernel_h - 1 - kh,
-                                 stride_w, -dilation_w, left, plan)
+        all_finite = all_finite and finite[f]
+    if all_finite:
+        _grad_input_phases(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, gi_flat,
+                           d_plane, width, first, stop, stride_h, stride_w, dilation_h,
+                           dilation_w, pad_top, pad_left)
+    else:
+        _grad_input_direct(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, gi_flat,
+                           d_plane, width, first, stop, stride_h, stride_w, dilation_h,
+                           dilation_w, pad_top, pad_left, zero)
 
 
 @jit.kernel()
-def _grad_input_setup(grad_output, kernel, grad_input, stride_w, dilation_w, pad_left):
+def _grad_input_setup(kernel, grad_input):
     """Tables of the input gradient, shared read-only by its tiles."""
-    kernel_w, out_w, width = kernel.shape[1], grad_output.shape[3], grad_input.shape[3]
-    left = (kernel_w - 1) * dilation_w - pad_left
-    taps = _taps_by_filter(kernel, True)
-    if stride_w == 1:
-        plan = _column_plan(kernel_w, 1, dilation_w, -left, out_w, width)
-    else:  # scattered: tap t of the reversed row is kernel column kernel_w - 1 - t
-        plan = _column_plan(kernel_w, stride_w, -dilation_w, left, width, out_w)
-    rows_per_tile = _rows_per_tile(grad_input.shape[2], width)
+    taps = _taps_by_filter(kernel, np.bool_(True))
+    zero = np.zeros(1, dtype=grad_input.dtype)  # where every element's sum starts
+    rows_per_tile = _rows_per_tile(grad_input.shape[2], grad_input.shape[3])
     blocks = -(-grad_input.shape[2] // rows_per_tile)
-    zero = np.zeros(1, dtype=grad_input.dtype)  # the edge columns' starting value
-    return taps, _finite_filters(taps), plan, zero, rows_per_tile, blocks
+    return taps, _finite_filters(taps), zero, rows_per_tile, blocks
 
 
 @jit.kernel(parallel=True)
 def depthwise_planes_grad_input(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
                                 dilation_w, pad_top, pad_left):
     """Gradient of :func:`depthwise_planes_forward` w.r.t. ``x``, into ``grad_input``."""
-    taps, finite, plan, zero, rows_per_tile, blocks = _grad_input_setup(
-        grad_output, kernel, grad_input, stride_w, dilation_w, pad_left)
+    taps, finite, zero, rows_per_tile, blocks = _grad_input_setup(kernel, grad_input)
     go_flat, gi_flat = grad_output.reshape(grad_output.size), grad_input.reshape(grad_input.size)
     for tile in prange(grad_input.shape[0] * grad_input.shape[1] * blocks):
-        _grad_input_tile(grad_output, go_flat, taps, finite, plan, zero, grad_input, gi_flat,
+        _grad_input_tile(grad_output, go_flat, taps, finite, zero, grad_input, gi_flat,
                          np.int64(tile), blocks, rows_per_tile, stride_h, stride_w, dilation_h,
                          dilation_w, pad_top, pad_left)
 
@@ -584,27 +636,27 @@ def depthwise_planes_grad_input(grad_output, kernel, grad_input, stride_h, strid
 def depthwise_planes_grad_input_serial(grad_output, kernel, grad_input, stride_h, stride_w,
                                        dilation_h, dilation_w, pad_top, pad_left):
     """Serial build of :func:`depthwise_planes_grad_input`."""
-    taps, finite, plan, zero, rows_per_tile, blocks = _grad_input_setup(
-        grad_output, kernel, grad_input, stride_w, dilation_w, pad_left)
+    taps, finite, zero, rows_per_tile, blocks = _grad_input_setup(kernel, grad_input)
     go_flat, gi_flat = grad_output.reshape(grad_output.size), grad_input.reshape(grad_input.size)
     for tile in range(grad_input.shape[0] * grad_input.shape[1] * blocks):
-        _grad_input_tile(grad_output, go_flat, taps, finite, plan, zero, grad_input, gi_flat,
+        _grad_input_tile(grad_output, go_flat, taps, finite, zero, grad_input, gi_flat,
                          np.int64(tile), blocks, rows_per_tile, stride_h, stride_w, dilation_h,
                          dilation_w, pad_top, pad_left)
 
 
 # ---------------------------------------------------------------------------
 # Kernel gradient: a tile is one filter f, or one (f, kh) with few filters.
-# Each tap (kh, kw) has a buffer of `lanes` elements; the products
-# x * grad_output of a block of output rows are added into it elementwise, in
-# block order (images, then rows).  Flat way (unit strides, equal widths): a
-# block is several whole rows, processed as one long loop per tap; lanes in a
-# column where the tap falls off the row collect junk and are left out of the
-# sum.  Row way: a block is one row, only the valid columns are added.  After
-# at most MAX_PARTIAL_TERMS blocks the buffer's rows are added into its first
-# row and the valid columns of that row, in order, into a float64 total.  All
-# of this depends on the shapes only, so the sums never depend on the tiling
-# or the thread count.
+# Each tap (kh, kw) has a buffer of `lanes` elements: a block of output rows
+# in some row pitch.  The products x * grad_output of each block are added
+# into it elementwise, in block order (images, then rows), one long loop per
+# tap.  Flat way: the pitch is the input width and x is read in place.  Phase
+# way: the pitch is the output width plus the reach, x is read from phase
+# buffers and grad_output from a copy in that pitch.  Lanes whose column is
+# not valid for the tap (it falls off a row end, or reads padding) collect
+# junk and are left out of the sums.  After at most MAX_PARTIAL_TERMS blocks
+# the buffer's rows are added into its first row and the valid columns of
+# that row, in order, into a float64 total.  All of this depends on the shapes
+# only, so the sums never depend on the tiling or the thread count.
 
 
 @jit.kernel()
@@ -619,7 +671,7 @@ def _flush_products(acc, lanes, rows, pitch, kernel_w, col_first, col_stop, tota
         for i in range(start + col_first[kw], start + col_stop[kw]):
             total += acc[i]
         totals[k] += total
-        _fill(acc, start, lanes, 0.0)
+        _zero(acc, start, lanes)
 
 
 @jit.kernel()
@@ -627,18 +679,22 @@ def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, f, kh_first,
                       stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
     batch, channels, height, width = x.shape
     filters, out_h, out_w = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
-    kernel_w = grad_kernel.shape[1]
+    kernel_h, kernel_w = grad_kernel.shape[0], grad_kernel.shape[1]
     c = f // (filters // channels)
     flat = stride_h == 1 and stride_w == 1 and out_w <= width
-    pitch = width if flat else out_w
-    rows = max(1, min(out_h, PRODUCT_BLOCK_ELEMENTS // max(pitch, 1))) if flat else 1
+    reach_h = _reach(kernel_h, dilation_h, stride_h)
+    reach_w = _reach(kernel_w, dilation_w, stride_w)
+    pitch = width if flat else out_w + reach_w - 1
+    rows = max(1, min(out_h, PRODUCT_BLOCK_ELEMENTS // max(pitch, 1)))
     lanes = rows * pitch
     taps = (kh_stop - kh_first) * kernel_w
     acc = np.zeros(taps * lanes, dtype=grad_kernel.dtype)
-    # A narrower grad_output is copied a block at a time into input-width rows
-    # (the extra columns stay zero and are never summed).
-    grad_rows = np.zeros(lanes if flat and out_w < width else 0, dtype=grad_kernel.dtype)
     totals = np.zeros(taps, dtype=np.float64)
+    # grad_output rows in the pitch when it is not out_w (the extra columns
+    # stay zero), and the phase buffer of x, whose elements outside the plane
+    # are only ever read into lanes that are never summed.
+    grad_rows = np.zeros(lanes if pitch != out_w else 0, dtype=grad_kernel.dtype)
+    buf = np.zeros(0 if flat else (rows + reach_h - 1) * pitch, dtype=grad_kernel.dtype)
     col_first = np.empty(kernel_w, dtype=np.int64)
     col_stop = np.empty(kernel_w, dtype=np.int64)
     for kw in range(kernel_w):
@@ -651,29 +707,43 @@ def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, f, kh_first,
         for first in range(0, out_h, rows):
             stop = min(first + rows, out_h)
             grad, g0 = go_flat, g_plane
-            if flat and out_w < width:
+            if pitch != out_w:
                 for r in range(stop - first):
-                    _copy(grad_rows, r * width, go_flat, g_plane + (first + r) * out_w, out_w)
-                grad, g0 = grad_rows, -first * width
-            for kh in range(kh_first, kh_stop):
-                for kw in range(kernel_w):
-                    a0 = ((kh - kh_first) * kernel_w + kw) * lanes
-                    if flat:
-                        shift = kh * dilation_h - pad_top
-                        lo_row, hi_row = _tap_rows(first, stop, shift, height)
-                        offset = shift * width + kw * dilation_w - pad_left
-                        lo = max(lo_row * width, -offset)
-                        hi = min(hi_row * width, height * width - offset)
-                        _add_products(acc, a0 + lo - first * width, x_flat, x_plane + lo + offset,
-                                      grad, g0 + lo, hi - lo)
-                        continue
-                    ih = first * stride_h + kh * dilation_h - pad_top
-                    lo = col_first[kw]
-                    if 0 <= ih < height:
-                        _add_products_strided(acc, a0 + lo, x_flat,
-                                              x_plane + ih * width + lo * stride_w
-                                              + kw * dilation_w - pad_left, stride_w, go_flat,
-                                              g_plane + first * out_w + lo, col_stop[kw] - lo)
+                    _copy(grad_rows, r * pitch, go_flat, g_plane + (first + r) * out_w, out_w)
+                grad, g0 = grad_rows, -first * pitch
+            for row_phase in range(1 if flat else stride_h):
+                for col_phase in range(1 if flat else stride_w):
+                    if not flat and _phase_has_taps(kh_first, kh_stop, kernel_w, row_phase,
+                                                    col_phase, stride_h, stride_w, dilation_h,
+                                                    dilation_w):
+                        _phase_block(x_flat, x_plane, height, width, buf,
+                                     stop - first + reach_h - 1, pitch,
+                                     first * stride_h + row_phase - pad_top, stride_h,
+                                     col_phase - pad_left, stride_w, np.bool_(False))
+                    for kh in range(kh_first, kh_stop):
+                        if (kh * dilation_h) % stride_h != row_phase and not flat:
+                            continue
+                        lo_row, hi_row = _tap_columns(stride_h, kh * dilation_h - pad_top,
+                                                      height, out_h)
+                        lo_row, hi_row = max(lo_row, first), min(hi_row, stop)
+                        for kw in range(kernel_w):
+                            if (kw * dilation_w) % stride_w != col_phase and not flat:
+                                continue
+                            if flat:  # x read in place
+                                source = x_flat
+                                offset = x_plane + (kh * dilation_h - pad_top) * width \
+                                    + kw * dilation_w - pad_left
+                                lo = max(lo_row * width, x_plane - offset)
+                                hi = min(hi_row * width, x_plane + height * width - offset)
+                            else:  # from the phase buffer, whose row 0 is output row first
+                                source = buf
+                                offset = ((kh * dilation_h) // stride_h - first) * pitch \
+                                    + (kw * dilation_w) // stride_w
+                                lo = lo_row * pitch
+                                hi = (hi_row - 1) * pitch + out_w if lo_row < hi_row else lo
+                            a0 = ((kh - kh_first) * kernel_w + kw) * lanes - first * pitch
+                            _add_products(acc, a0 + lo, source, lo + offset, grad, g0 + lo,
+                                          hi - lo)
             terms += 1
             if terms == MAX_PARTIAL_TERMS:
                 _flush_products(acc, lanes, rows, pitch, kernel_w, col_first, col_stop, totals)
