@@ -699,7 +699,7 @@ def flipped_grad_input(grad_output, kernel, grad_input, geometry):
 def _planes(array, geometry, dtype):
     """channels_first (batch..., C, H, W) -> C-contiguous (N, C, H * W) in ``dtype``."""
     channels, height, width = array.shape[-3:]
-    return canonical(array.reshape((geometry.batch, channels, height * width)), dtype)
+    return geometry.toplanes(array, dtype).reshape((geometry.batch, channels, height * width))
 
 
 def pointwise_channels_first(geometry, x, kernel, bias, dtype, result_dtype):

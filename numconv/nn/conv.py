@@ -146,7 +146,7 @@ def conv2d(
             )
         return out_planes.reshape(geometry.output_shape()).astype(result_dtype, copy=False)
     kernel_is_finite = path != "direct" or np.isfinite(kernel).all()
-    if path == "direct" and _depthwise_planes(geometry) and kernel_is_finite:
+    if _depthwise_planes(geometry) and kernel_is_finite:
         out_planes = allocate(
             (geometry.batch, geometry.filters, geometry.out_h, geometry.out_w),
             dtype,
@@ -167,21 +167,9 @@ def conv2d(
     )
     x = geometry.tocanonical(x, dtype)
     kernel = canonical(kernel, dtype)
-    if path == "gemm":
+    if path in ("gemm", "winograd"):
         with _paths.blas_warnings_off():
-            _paths.gemm_forward(
-                x,
-                kernel,
-                bias,
-                out,
-                geometry.out_h,
-                geometry.out_w,
-                geometry.scalars,
-                geometry.single_threaded,
-            )
-    elif path == "winograd":
-        with _paths.blas_warnings_off():
-            done = _paths.winograd_dilated(
+            done = path == "winograd" and _paths.winograd_dilated(
                 x,
                 kernel,
                 bias,
@@ -191,7 +179,8 @@ def conv2d(
                 geometry.pad_left,
                 geometry.single_threaded,
             )
-            if not done:  # Inf or NaN in the data: im2col keeps them where they belong
+            # Winograd declines Inf or NaN in the data: im2col keeps them where they belong.
+            if not done:
                 _paths.gemm_forward(
                     x,
                     kernel,
@@ -290,16 +279,16 @@ def conv2d_grads(
         return _paths.pointwise_channels_first_grads(
             geometry, x, kernel, grad_output, wanted, dtype, result_dtype
         )
-    planes = geometry.data_format == "channels_first"
+    channels_first = geometry.data_format == "channels_first"
     gin_path = _paths.grad_input_path(geometry)
     gker_path = _paths.grad_kernel_path(geometry)
     # channels_first data stays in planes on the col2im and im2col paths (and for
     # the bias); only the other paths need the channels_last copies.
-    depthwise_planes = _depthwise_planes(geometry) and gin_path == "direct"
-    gin_planes = planes and gin_path == "col2im" or depthwise_planes
+    depthwise_planes = _depthwise_planes(geometry)
+    gin_planes = channels_first and gin_path == "col2im" or depthwise_planes
     # An Inf or NaN of grad_output meeting the padding must give NaN (see
     # written_out_padding): the channels_last kernel gradient does that.
-    gker_planes = planes and gker_path == "gemm" or (
+    gker_planes = channels_first and gker_path == "gemm" or (
         depthwise_planes and "kernel" in wanted and np.isfinite(grad_output).all()
     )
     # The results first: a far-too-large request fails before any work or scratch.
@@ -316,11 +305,17 @@ def conv2d_grads(
         grad_kernel_c = allocate(kernel.shape, dtype, "conv2d kernel gradient")
     if "bias" in wanted:
         grad_bias_c = allocate((geometry.filters,), dtype, "conv2d bias gradient")
-    grad_planes = _paths._planes(grad_output, geometry, dtype) if planes else None
+    grad_planes = (
+        geometry.toplanes(grad_output, dtype).reshape(
+            (geometry.batch, geometry.filters, geometry.out_h * geometry.out_w)
+        )
+        if channels_first
+        else None
+    )
     needs_canonical = (
         (grad_input_c is not None and not gin_planes)
         or (grad_kernel_c is not None and not gker_planes)
-        or (grad_bias_c is not None and not planes)
+        or (grad_bias_c is not None and not channels_first)
     )
     grad_output_c = geometry.tocanonical(grad_output, dtype) if needs_canonical else None
     work = geometry.multiply_adds
@@ -397,7 +392,7 @@ def conv2d_grads(
             grad_kernel = grad_kernel_c.astype(result_dtype, copy=False)
 
     if grad_bias_c is not None:
-        if planes:
+        if channels_first:
             np.sum(grad_planes, axis=(0, 2), out=grad_bias_c)
         else:
             runtime.run(
