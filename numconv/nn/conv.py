@@ -282,8 +282,8 @@ def conv2d_grads(
     channels_first = geometry.data_format == "channels_first"
     gin_path = _paths.grad_input_path(geometry)
     gker_path = _paths.grad_kernel_path(geometry)
-    # channels_first data stays in planes on the col2im and im2col paths (and for
-    # the bias); only the other paths need the channels_last copies.
+    # channels_first data stays in planes on the col2im and im2col paths, for depthwise
+    # and for the bias; only the other paths need the channels_last copies.
     depthwise_planes = _depthwise_planes(geometry)
     gin_planes = channels_first and gin_path == "col2im" or depthwise_planes
     # An Inf or NaN of grad_output meeting the padding must give NaN (see
