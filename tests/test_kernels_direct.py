@@ -1,7 +1,8 @@
 """The conv kernels called directly (canonical layout) on the paths the speed work added.
 
 The forward kernel takes four pixels at a time where their windows lie inside the
-image and one at a time at the borders; the input gradient has a filter-vectorised
+image and one at a time at the borders, and windows of at most nine terms (one group)
+in one pass per pixel, the missing terms zero products; the input gradient has a filter-vectorised
 path for few channels per group; groups with few filters each are vectorised across
 all groups (forward and kernel gradient through expanded input rows); with a unit
 horizontal stride, the forward pass (and with unit strides the input gradient) of
@@ -36,6 +37,9 @@ CASES = [
     (2, 10, 9, 24, 24, 24, (3, 3), 1, 1, "same"),    # depthwise, multiplier 1
     (2, 10, 9, 6, 6, 12, (3, 3), 2, 1, "same"),      # depthwise, multiplier 2
     (1, 7, 15, 16, 16, 16, (5, 3), 1, (1, 2), "valid"),  # depthwise, dilated width
+    (2, 12, 11, 1, 1, 7, (3, 3), 2, 2, "same"),      # nine terms: strided, dilated, borders
+    (2, 5, 6, 4, 1, 9, (1, 1), 1, 1, "valid"),       # four terms (zero rows pad the pass)
+    (3, 7, 9, 2, 1, 17, (2, 2), 1, 1, "same"),       # eight terms, padding only bottom-right
 ]
 
 
@@ -152,7 +156,21 @@ def test_cases_cover_the_forward_paths_vectorised_over_pixels():
     assert len(flipped) < len(grouped)
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7], CASES[10], CASES[13]])
+def test_cases_cover_the_forward_pass_of_few_terms():
+    def few_terms(case):
+        kernel = np.empty((case[6][0], case[6][1], case[3] // case[4], case[5]))
+        return conv_kernels._few_terms(kernel, case[3])
+
+    covered = [case for case in CASES if few_terms(case)]
+    terms = {case[6][0] * case[6][1] * case[3] for case in covered}
+    assert len(covered) >= 4
+    assert max(terms) == conv_kernels.FEW_TERMS and min(terms) < conv_kernels.FEW_TERMS
+    assert any(case[9] == "same" and case[7] > 1 and case[8] > 1 for case in covered)
+    assert not few_terms((1, 5, 5, 2, 2, 4, (2, 2)))  # groups keep the per-group loops
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7], CASES[10], CASES[13],
+                                  CASES[16], CASES[17]])
 def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
     rng = np.random.default_rng(8)
     x, kernel, bias, grad_output = _arrays(case, np.float64, rng)
@@ -170,10 +188,12 @@ def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
         np.testing.assert_array_equal(np.isinf(actual), np.isinf(wanted))
 
 
-@pytest.mark.parametrize("case", [CASES[10], CASES[11]])
+@pytest.mark.parametrize("case", [CASES[10], CASES[11], CASES[17]])
 def test_inf_in_the_kernel_reaches_the_same_elements_as_in_the_reference(case):
-    # The by-pixels paths add products of written zeros: an infinite weight must
-    # give nan only where padded arithmetic does (forward) and nowhere else.
+    # The by-pixels paths add products of written zeros, and the few-terms pass
+    # zero products past a window's terms: an infinite weight must give nan only
+    # where padded arithmetic does (forward) and nowhere else.  (The other direct
+    # loops skip the padding: nn.conv2d writes it out when the kernel is not finite.)
     rng = np.random.default_rng(9)
     x, kernel, bias, grad_output = _arrays(case, np.float64, rng)
     kernel[0, 0, 0, 0] = np.inf
