@@ -256,9 +256,9 @@ def _few_terms_pixels(x_image, term_x, terms, packed, values, bias, out_row, ow0
         a5, a6, a7, a8 = values[5], values[6], values[7], values[8]
         out_pixel = out_row[ow]
         for f in range(out_pixel.shape[0]):
-            out_pixel[f] = bias[f] + a0 * w[0, f] + a1 * w[1, f] + a2 * w[2, f] \
-                + a3 * w[3, f] + a4 * w[4, f] + a5 * w[5, f] + a6 * w[6, f] + a7 * w[7, f] \
-                + a8 * w[8, f]
+            out_pixel[f] = (a0 * w[0, f] + a1 * w[1, f] + a2 * w[2, f] + a3 * w[3, f]
+                            + a4 * w[4, f] + a5 * w[5, f] + a6 * w[6, f] + a7 * w[7, f]
+                            + a8 * w[8, f]) + bias[f]  # the bias after the sum, as bias_add
 
 
 @jit.kernel()
