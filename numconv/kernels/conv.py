@@ -1031,18 +1031,7 @@ def _grad_input_by_pixels(grad_output, weights, grad_input, stride_h, stride_w, 
 @jit.kernel()
 def _flipped_kernel(weights, groups):
     """(KH, KW, F // groups, C): [kh, kw, j, g*Cg+c] = weights[KH-1-kh, KW-1-kw, c, g*Fg+j]."""
-    kernel_h, kernel_w, group_channels, filters = weights.shape
-    group_filters = filters // groups
-    flipped = np.empty((kernel_h, kernel_w, group_filters, groups * group_channels),
-                       dtype=weights.dtype)
-    for kh in range(kernel_h):
-        for kw in range(kernel_w):
-            for j in range(group_filters):
-                for g in range(groups):
-                    for c in range(group_channels):
-                        flipped[kh, kw, j, g * group_channels + c] = \
-                            weights[kernel_h - 1 - kh, kernel_w - 1 - kw, c, g * group_filters + j]
-    return flipped
+    return _weights_by_channels(weights[::-1, ::-1], groups)
 
 
 @jit.kernel(parallel=True)
