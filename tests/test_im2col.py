@@ -99,18 +99,24 @@ def test_im2col_float64(build):
     check_im2col(x, 3, 3, (1, 1), (1, 1), ((1, 1), (1, 1)), 5, build)
 
 
-@given(
+# Geometry drawn by both random-geometry tests (channels_last and planes).
+RANDOM_GEOMETRY = dict(
     batch=st.integers(1, 2),
     height=st.integers(1, 9),
     width=st.integers(1, 9),
-    channels=st.sampled_from([1, 2, 3, 4, 5, 8, 9]),
     kernel_h=st.integers(1, 5),
     kernel_w=st.integers(1, 7),
     strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
     dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
     pads=st.tuples(st.integers(-2, 4), st.integers(-2, 4), st.integers(-2, 4), st.integers(-2, 4)),
     chunk_rows=st.integers(1, 5),
+)
+
+
+@given(
+    channels=st.sampled_from([1, 2, 3, 4, 5, 8, 9]),
     build=st.sampled_from(sorted(BUILDS)),
+    **RANDOM_GEOMETRY,
 )
 def test_im2col_matches_reference_on_random_geometry(
     batch, height, width, channels, kernel_h, kernel_w, strides, dilation, pads, chunk_rows, build
@@ -193,17 +199,9 @@ def test_planes_im2col_and_col2im_match_reference(name, build):
 
 
 @given(
-    batch=st.integers(1, 2),
-    height=st.integers(1, 9),
-    width=st.integers(1, 9),
     channels=st.sampled_from([1, 2, 3, 5]),
-    kernel_h=st.integers(1, 5),
-    kernel_w=st.integers(1, 7),
-    strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-    pads=st.tuples(st.integers(-2, 4), st.integers(-2, 4), st.integers(-2, 4), st.integers(-2, 4)),
-    chunk_rows=st.integers(1, 5),
     build=st.sampled_from(sorted(PLANE_BUILDS)),
+    **RANDOM_GEOMETRY,
 )
 def test_planes_match_reference_on_random_geometry(
     batch, height, width, channels, kernel_h, kernel_w, strides, dilation, pads, chunk_rows, build
