@@ -211,6 +211,58 @@ def test_winograd_float32_stays_within_tolerance_on_a_long_sum(monkeypatch):
     )
 
 
+# Kernels spanning two strides: Winograd F(3x3, 2x2) over the input's stride phases.
+# Asymmetric 'same' pads, 'valid' with rows no window reads, explicit pads, kernels
+# leaving phase taps zero (3x3 and 5x4 over strides 2 and (3, 2)), partial 3x3 tiles,
+# one-row outputs, channels_first.
+STRIDED_WINOGRAD_PROBLEMS = [
+    ((2, 10, 8, 4), (4, 4, 4, 6), dict(strides=2, padding="same")),
+    ((2, 9, 11, 3), (3, 3, 3, 5), dict(strides=2, padding="same")),
+    ((1, 13, 12, 2), (4, 3, 2, 3), dict(strides=2, padding="valid")),
+    ((2, 14, 11, 3), (5, 4, 3, 4), dict(strides=(3, 2), padding=((2, 3), (1, 0)))),
+    ((2, 3, 5, 7), (4, 4, 3, 2), dict(strides=2, padding="same", data_format="channels_first")),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, kernel_shape, options", STRIDED_WINOGRAD_PROBLEMS)
+@pytest.mark.parametrize("regime, budget", [("threaded", 64), ("single", 1 << 19)])
+def test_strided_winograd_paths_match_reference(
+    monkeypatch, regime, budget, x_shape, kernel_shape, options, dtype
+):
+    set_chunk_budget(monkeypatch, regime, budget)
+    force_paths(monkeypatch, "winograd_strided", "winograd_strided", "winograd_strided")
+    check_problem(np.random.default_rng(14), x_shape, kernel_shape, dtype, **options)
+
+
+@pytest.mark.parametrize("where", ["x", "kernel", "grad_output"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_inf_and_nan_stay_where_they_belong_on_the_strided_winograd_path(
+    monkeypatch, where, data_format
+):
+    # Each job falls back to im2col / col2im when its transforms would meet the value.
+    force_paths(monkeypatch, "winograd_strided", "winograd_strided", "winograd_strided")
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((2, 9, 8, 3))
+    kernel = rng.standard_normal((4, 4, 3, 4))
+    grad_output = rng.standard_normal((2, 5, 4, 4))
+    target = {"x": x, "kernel": kernel, "grad_output": grad_output}[where]
+    target.flat[5] = np.inf
+    target.flat[target.size // 2] = np.nan
+    options = dict(strides=2, padding="same", data_format=data_format)
+    if data_format == "channels_first":
+        x, grad_output = np.moveaxis(x, -1, 1), np.moveaxis(grad_output, -1, 1)
+    out = nn.conv2d(x, kernel, **options)
+    expected = conv2d_reference(x, kernel, **options)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
+    grads = nn.conv2d_grads(x, kernel, grad_output, **options)
+    expected_grads = conv2d_grads_reference(x, kernel, grad_output, **options)
+    for grad, expected_grad in zip(grads, expected_grads):
+        np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
+        np.testing.assert_array_equal(np.isinf(grad), np.isinf(expected_grad))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_pointwise_matmul_path_matches_reference(monkeypatch, data_format, dtype):
@@ -546,13 +598,22 @@ SUITE = {
         "flipped",
         "gemm",
     ),
+    # A kernel two strides wide: Winograd F(3x3, 2x2) over the stride phases.
     "pix2pix4x4": (
         (4, 128, 128, 64),
         (4, 4, 64, 128),
         dict(strides=2, padding="same"),
-        "gemm",
-        "col2im",
-        "gemm",
+        "winograd_strided",
+        "winograd_strided",
+        "winograd_strided",
+    ),
+    "pix2pix4x4_cf": (
+        (4, 64, 128, 128),
+        (4, 4, 64, 128),
+        dict(strides=2, padding="same", data_format="channels_first"),
+        "winograd_strided",
+        "winograd_strided",
+        "winograd_strided",
     ),
     # The digits example's first layer is tiny: direct kernels, no BLAS call.
     "digits1": ((32, 8, 8, 1), (3, 3, 1, 16), dict(padding="same"), "direct", "direct", "direct"),

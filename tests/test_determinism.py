@@ -48,8 +48,11 @@ problems = {
                        rng.standard_normal((3, 3, 32, 48)),
                        dict(padding="same", dilation_rate=6)),
     "gemm_col2im64": (rng.standard_normal((4, 45, 38, 24)),
-                      rng.standard_normal((4, 4, 24, 32)),
+                      rng.standard_normal((5, 5, 24, 32)),
                       dict(strides=2, padding="same")),
+    "winograd_strided32": (rng.standard_normal((4, 45, 38, 24)).astype(np.float32),
+                           rng.standard_normal((4, 4, 24, 32)).astype(np.float32),
+                           dict(strides=2, padding="same")),
     "pointwise32": (rng.standard_normal((2, 20, 64, 30, 32)).astype(np.float32),
                     rng.standard_normal((1, 1, 64, 96)).astype(np.float32),
                     dict(data_format="channels_first")),
@@ -64,6 +67,7 @@ paths = {name: (conv.forward_path(geometry), conv.grad_input_path(geometry))
 assert paths["winograd32"] == ("winograd", "flipped"), paths
 assert paths["gemm_flipped64"] == ("gemm", "flipped"), paths
 assert paths["gemm_col2im64"] == ("gemm", "col2im"), paths
+assert paths["winograd_strided32"] == ("winograd_strided", "winograd_strided"), paths
 assert paths["pointwise32"] == ("matmul", "matmul"), paths
 for name, (x, kernel, options) in problems.items():
     bias = rng.standard_normal(kernel.shape[-1]).astype(x.dtype)
@@ -95,7 +99,7 @@ def test_results_are_bit_identical_for_one_and_two_threads(tmp_path):
     two.mkdir()
     results_one = run_with_threads(1, one)
     results_two = run_with_threads(2, two)
-    assert len(results_one) == 28 and results_one.keys() == results_two.keys()
+    assert len(results_one) == 32 and results_one.keys() == results_two.keys()
     for name in results_one:
         assert results_one[name] == results_two[name], f"{name} differs between 1 and 2 threads"
     # The files hold real results, not empty or all-zero arrays.

@@ -64,9 +64,15 @@ def transform_kernel(kernel, weights):
 
 
 @jit.kernel()
-def _load_window(array, patch, flags, n, top, left, size):
-    """Copy the ``size`` x ``size`` window of ``array[n]`` at ``(top, left)`` into
-    ``patch`` rows ``0 .. size * size - 1`` (zeros outside the array).
+def _load_window(array, patch, flags, n, top, left, size, stride_h, stride_w):
+    """Copy a ``size`` x ``size`` window of ``array[n]`` into ``patch`` rows
+    ``0 .. size * size - 1`` (zeros outside the array).
+
+    Window element ``(i, j)`` holds the ``stride_h * stride_w`` pixels
+    ``(top + stride_h * i + rh, left + stride_w * j + rw)``, one after the other
+    (``rh``, then ``rw``, then the channels): the window of the image's
+    space-to-depth rearrangement, read in place.  With unit strides it is the
+    plain window at ``(top, left)``.
 
     Returns 0 when the window's values are all finite, NaN otherwise: ``v - v``
     is 0 for a finite ``v`` and NaN for Inf or NaN, summed into ``flags`` per
@@ -75,18 +81,21 @@ def _load_window(array, patch, flags, n, top, left, size):
     height, width, depth = array.shape[1], array.shape[2], array.shape[3]
     flags[:] = 0.0
     for i in range(size):
-        y = top + i
         for j in range(size):
-            x = left + j
             row = patch[size * i + j]
-            if y < 0 or y >= height or x < 0 or x >= width:
-                for d in range(depth):
-                    row[d] = 0.0
-            else:
-                src = array[n, y, x]
-                for d in range(depth):
-                    row[d] = src[d]
-                    flags[d] += src[d] - src[d]
+            for rh in range(stride_h):
+                y = top + stride_h * i + rh
+                for rw in range(stride_w):
+                    x = left + stride_w * j + rw
+                    base = (rh * stride_w + rw) * depth
+                    if y < 0 or y >= height or x < 0 or x >= width:
+                        for d in range(depth):
+                            row[base + d] = 0.0
+                    else:
+                        src = array[n, y, x]
+                        for d in range(depth):
+                            row[base + d] = src[d]
+                            flags[d] += src[d] - src[d]
     check = 0.0
     for d in range(depth):
         check += flags[d]
@@ -94,14 +103,17 @@ def _load_window(array, patch, flags, n, top, left, size):
 
 
 @jit.kernel()
-def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch):
-    channels = x.shape[3]
+def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch,
+                tile_size, stride_h, stride_w):
+    channels = tiles.shape[2]
     n = t // (tiles_h * tiles_w)
     th = (t // tiles_w) % tiles_h
     tw = t % tiles_w
     # patch rows 0-15: the 4x4 input tile; row 16: finiteness flags.
     slot = t - tile0
-    finite[slot] = _load_window(x, patch, patch[16], n, 2 * th - pad_top, 2 * tw - pad_left, 4)
+    top = stride_h * tile_size * th - pad_top
+    left = stride_w * tile_size * tw - pad_left
+    finite[slot] = _load_window(x, patch, patch[16], n, top, left, 4, stride_h, stride_w)
     # B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]].
     for j in range(4):
         for c in range(channels):
@@ -122,14 +134,19 @@ def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left,
 
 
 @jit.kernel()
-def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left):
-    """B^T d B of flat tiles ``[tile0, tile1)`` into ``tiles`` (16, T, C).
+def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left,
+                    tile_size, stride_h, stride_w):
+    """B^T d B of flat tiles ``[tile0, tile1)`` into ``tiles`` (16, T, C * stride_h * stride_w).
 
+    A tile gives ``tile_size`` x ``tile_size`` outputs (2 for F(2x2, 3x3), 3 for
+    F(3x3, 2x2)); its 4x4 input window starts at row ``stride_h * tile_size *
+    th - pad_top`` and reads ``x`` through its stride phases (``_load_window``).
     ``finite[t - tile0]`` is 0 when the tile's inputs are finite, NaN otherwise.
     """
-    patch = np.empty((17, x.shape[3]), dtype=tiles.dtype)
+    patch = np.empty((17, tiles.shape[2]), dtype=tiles.dtype)
     for t in range(tile0, tile1):
-        _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch)
+        _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch,
+                    tile_size, stride_h, stride_w)
 
 
 @jit.kernel()
@@ -186,7 +203,7 @@ def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, p
     # patch rows 0-3: the 2x2 tile dY (zero past the edge); row 4: finiteness flags;
     # rows 5-12: the intermediate of the transform.
     slot = t - tile0
-    finite[slot] = _load_window(grad_output, patch, patch[4], n, 2 * th, 2 * tw, 2)
+    finite[slot] = _load_window(grad_output, patch, patch[4], n, 2 * th, 2 * tw, 2, 1, 1)
     # A dY A^T with A = [[1, 0], [1, 1], [1, -1], [0, -1]]: each pair (y0, y1)
     # spreads to (y0, y0 + y1, y0 - y1, -y1), first down the columns (into
     # patch rows 5-12: row i of the 4x2 intermediate is rows 5 + 2i, 6 + 2i),

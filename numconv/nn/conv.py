@@ -18,6 +18,7 @@ from .._memory import allocate
 from ..kernels import conv as conv_kernels
 from ..kernels import planes as plane_kernels
 from . import _conv_paths as _paths
+from . import _winograd_strided as _strided
 from ._arrays import canonical, real_array, result_and_compute_dtypes
 from ._conv_geometry import ConvGeometry, written_out_padding
 
@@ -167,18 +168,23 @@ def conv2d(
     )
     x = geometry.tocanonical(x, dtype)
     kernel = canonical(kernel, dtype)
-    if path in ("gemm", "winograd"):
+    if path in ("gemm", "winograd", "winograd_strided"):
         with _paths.blas_warnings_off():
-            done = path == "winograd" and _paths.winograd_dilated(
-                x,
-                kernel,
-                bias,
-                out,
-                geometry.dilation_rate,
-                geometry.pad_top,
-                geometry.pad_left,
-                geometry.single_threaded,
-            )
+            if path == "winograd":
+                done = _paths.winograd_dilated(
+                    x,
+                    kernel,
+                    bias,
+                    out,
+                    geometry.dilation_rate,
+                    geometry.pad_top,
+                    geometry.pad_left,
+                    geometry.single_threaded,
+                )
+            else:
+                done = path == "winograd_strided" and _strided.forward(
+                    x, kernel, bias, out, geometry
+                )
             # Winograd declines Inf or NaN in the data: im2col keeps them where they belong.
             if not done:
                 _paths.gemm_forward(
@@ -346,6 +352,8 @@ def conv2d_grads(
                 col2im(
                     grads, kernel_c, grad_input_c, out_h, out_w, scalars, geometry.single_threaded
                 )
+            elif gin_path == "winograd_strided":
+                _strided.grad_input(grad_output_c, kernel_c, grad_input_c, geometry)
             elif gin_path == "matmul":
                 np.matmul(
                     grad_output_c.reshape(-1, filters),
@@ -422,6 +430,10 @@ def _grad_kernel_into(grad_kernel, x, grad_output, geometry):
         ):
             return
         path = "gemm"  # Inf or NaN in the data, or uneven dilation phases
+    if path == "winograd_strided":
+        if _strided.grad_kernel(x, grad_output, grad_kernel, geometry):
+            return
+        path = "gemm"  # Inf or NaN in the data
     if path == "gemm":
         _paths.gemm_grad_kernel(
             x,

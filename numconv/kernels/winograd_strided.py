@@ -1,0 +1,219 @@
+"""Winograd F(3x3, 2x2) transforms, for strided convolutions whose kernel spans
+two strides (pix2pix's 4x4 kernel at stride 2).
+
+Such a convolution is a 2x2 stride-1 'valid' convolution of the input's
+space-to-depth rearrangement ``Z[j, i, (rh, rw, c)] = x[s_h * j - pad_top +
+rh, s_w * i - pad_left + rw, c]`` with the kernel ``K'[q, p, (rh, rw, c)] =
+kernel[s_h * q + rh, s_w * p + rw, c]`` (zero past the kernel's edge).  ``Z``
+is never built: the input transform of :mod:`numconv.kernels.winograd` reads
+its 4x4 windows from ``x`` through the stride phases.
+
+F(3x3, 2x2) is the transpose of F(2x2, 3x3): the same input transform
+``B^T d B``, the kernel transform ``U = A_k g A_k^T`` and the output
+transform ``A_3^T m A_3`` with
+
+    A_k = [[1, 0], [1/2, 1/2], [1/2, -1/2], [0, -1]]
+    A_3^T = [[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]]
+
+(constants 1 and 1/2, exact in binary): 16 multiplies per 3x3 output tile and
+channel pair instead of 36.
+
+* ``transform_kernel(kernel, weights)``: ``weights[e, c, f]`` = ``U`` of the
+  2x2 ``kernel[:, :, c, f]``.
+* ``transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w)``:
+  ``A_3^T m A_3 + bias`` of flat tiles ``[tile0, tile1)`` into ``out``,
+  dropping the outputs past its edge.
+* ``transform_grad_output(grad_output, gtiles, finite, ...)``: ``A_3 dY
+  A_3^T`` of the 3x3 ``grad_output`` tiles, for the kernel gradient
+  ``sum over tiles of tiles[e]^T @ gtiles[e]``.
+* ``transform_weights_grad(weights_grad, grad_kernel)``: ``A_k^T m A_k``, the
+  adjoint of ``transform_kernel``.
+* ``scatter_phases(dz, grad_input, ...)``: the input gradient from the gradient
+  of ``Z`` (depth-to-space; pixels no window reads get 0).
+
+Serial tile transforms as in :mod:`numconv.kernels.winograd` (run in lanes by
+``numconv.nn``); ``scatter_phases`` has a parallel and a serial build.
+"""
+
+import numba
+import numpy as np
+
+from . import jit
+from .winograd import _load_window
+
+
+@jit.kernel()
+def transform_kernel(kernel, weights):
+    """``weights`` (16, C, F) = A_k g A_k^T of each 2x2 ``kernel[:, :, c, f]``."""
+    channels, filters = kernel.shape[2], kernel.shape[3]
+    for c in range(channels):
+        for f in range(filters):
+            # rows: t = A_k g (4x2)
+            t = np.empty((4, 2), dtype=weights.dtype)
+            for j in range(2):
+                g0, g1 = kernel[0, j, c, f], kernel[1, j, c, f]
+                t[0, j] = g0
+                t[1, j] = 0.5 * (g0 + g1)
+                t[2, j] = 0.5 * (g0 - g1)
+                t[3, j] = -g1
+            for i in range(4):
+                t0, t1 = t[i, 0], t[i, 1]
+                weights[4 * i + 0, c, f] = t0
+                weights[4 * i + 1, c, f] = 0.5 * (t0 + t1)
+                weights[4 * i + 2, c, f] = 0.5 * (t0 - t1)
+                weights[4 * i + 3, c, f] = -t1
+
+
+@jit.kernel()
+def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w):
+    out_h, out_w, filters = out.shape[1], out.shape[2], out.shape[3]
+    n = t // (tiles_h * tiles_w)
+    th = (t // tiles_w) % tiles_h
+    tw = t % tiles_w
+    slot = t - tile0
+    oh, ow = 3 * th, 3 * tw
+    rows = min(3, out_h - oh)
+    cols = min(3, out_w - ow)
+    p = products[:, slot]
+    for f in range(filters):
+        # A_3^T m A_3: first down the columns (s_ij, 3x4), then along the rows.
+        s00 = p[0, f] + p[4, f] + p[8, f]
+        s01 = p[1, f] + p[5, f] + p[9, f]
+        s02 = p[2, f] + p[6, f] + p[10, f]
+        s03 = p[3, f] + p[7, f] + p[11, f]
+        s10 = p[4, f] - p[8, f]
+        s11 = p[5, f] - p[9, f]
+        s12 = p[6, f] - p[10, f]
+        s13 = p[7, f] - p[11, f]
+        s20 = p[4, f] + p[8, f] + p[12, f]
+        s21 = p[5, f] + p[9, f] + p[13, f]
+        s22 = p[6, f] + p[10, f] + p[14, f]
+        s23 = p[7, f] + p[11, f] + p[15, f]
+        b = bias[f]
+        out[n, oh, ow, f] = s00 + s01 + s02 + b
+        if cols > 1:
+            out[n, oh, ow + 1, f] = s01 - s02 + b
+        if cols > 2:
+            out[n, oh, ow + 2, f] = s01 + s02 + s03 + b
+        if rows > 1:
+            out[n, oh + 1, ow, f] = s10 + s11 + s12 + b
+            if cols > 1:
+                out[n, oh + 1, ow + 1, f] = s11 - s12 + b
+            if cols > 2:
+                out[n, oh + 1, ow + 2, f] = s11 + s12 + s13 + b
+        if rows > 2:
+            out[n, oh + 2, ow, f] = s20 + s21 + s22 + b
+            if cols > 1:
+                out[n, oh + 2, ow + 1, f] = s21 - s22 + b
+            if cols > 2:
+                out[n, oh + 2, ow + 2, f] = s21 + s22 + s23 + b
+
+
+@jit.kernel()
+def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
+    """A_3^T m A_3 + bias of flat tiles ``[tile0, tile1)`` into ``out`` (N, OH, OW, F)."""
+    for t in range(tile0, tile1):
+        _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w)
+
+
+# ---------------------------------------------------------------------------
+# Kernel gradient: per tile Y = A_3^T (U * V) A_3, so dL/dU[e] sums
+# V[e]^T @ (A_3 dY A_3^T)[e] over the tiles and dL/dg = A_k^T (dL/dU) A_k.
+
+
+@jit.kernel()
+def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch):
+    filters = grad_output.shape[3]
+    n = t // (tiles_h * tiles_w)
+    th = (t // tiles_w) % tiles_h
+    tw = t % tiles_w
+    # patch rows 0-8: the 3x3 tile dY (zero past the edge); row 9: finiteness flags;
+    # rows 10-21: the 4x3 intermediate A_3 dY.
+    slot = t - tile0
+    finite[slot] = _load_window(grad_output, patch, patch[9], n, 3 * th, 3 * tw, 3, 1, 1)
+    # A_3 = [[1, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 1]]: (y0, y1, y2) spreads to
+    # (y0, y0 + y1 + y2, y0 - y1 + y2, y2), down the columns, then along the rows.
+    for j in range(3):
+        y0, y1, y2 = patch[j], patch[3 + j], patch[6 + j]
+        for f in range(filters):
+            patch[10 + j, f] = y0[f]
+            patch[13 + j, f] = y0[f] + y1[f] + y2[f]
+            patch[16 + j, f] = y0[f] - y1[f] + y2[f]
+            patch[19 + j, f] = y2[f]
+    for i in range(4):
+        u0, u1, u2 = patch[10 + 3 * i], patch[11 + 3 * i], patch[12 + 3 * i]
+        for f in range(filters):
+            gtiles[4 * i, slot, f] = u0[f]
+            gtiles[4 * i + 1, slot, f] = u0[f] + u1[f] + u2[f]
+            gtiles[4 * i + 2, slot, f] = u0[f] - u1[f] + u2[f]
+            gtiles[4 * i + 3, slot, f] = u2[f]
+
+
+@jit.kernel()
+def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w):
+    """A_3 dY A_3^T of the 3x3 ``grad_output`` tiles ``[tile0, tile1)`` into ``gtiles``
+    (16, T, F); ``finite[t - tile0]`` is 0 when the tile's values are finite, NaN otherwise.
+    """
+    patch = np.empty((22, grad_output.shape[3]), dtype=gtiles.dtype)
+    for t in range(tile0, tile1):
+        _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch)
+
+
+@jit.kernel()
+def transform_weights_grad(weights_grad, grad_kernel):
+    """``grad_kernel[:, :, c, f]`` (2x2) = A_k^T m A_k of each 4x4 ``weights_grad[:, c, f]``.
+
+    A_k^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, -1]]: the adjoint of :func:`transform_kernel`.
+    """
+    channels, filters = grad_kernel.shape[2], grad_kernel.shape[3]
+    for c in range(channels):
+        for f in range(filters):
+            r = np.empty((2, 4), dtype=grad_kernel.dtype)
+            for j in range(4):
+                m0, m1 = weights_grad[j, c, f], weights_grad[4 + j, c, f]
+                m2, m3 = weights_grad[8 + j, c, f], weights_grad[12 + j, c, f]
+                r[0, j] = m0 + 0.5 * (m1 + m2)
+                r[1, j] = 0.5 * (m1 - m2) - m3
+            for i in range(2):
+                r0, r1, r2, r3 = r[i, 0], r[i, 1], r[i, 2], r[i, 3]
+                grad_kernel[i, 0, c, f] = r0 + 0.5 * (r1 + r2)
+                grad_kernel[i, 1, c, f] = 0.5 * (r1 - r2) - r3
+
+
+# ---------------------------------------------------------------------------
+# Input gradient: the gradient of Z (computed as a forward pass of grad_output)
+# goes back to the pixels it was read from.
+
+
+@jit.kernel()
+def _scatter_row(dz, grad_input, row, stride_h, stride_w, pad_top, pad_left):
+    height, width, channels = grad_input.shape[1], grad_input.shape[2], grad_input.shape[3]
+    n, ih = row // height, row % height
+    j, rh = (ih + pad_top) // stride_h, (ih + pad_top) % stride_h
+    for iw in range(width):
+        i, rw = (iw + pad_left) // stride_w, (iw + pad_left) % stride_w
+        target = grad_input[n, ih, iw]
+        if j >= dz.shape[1] or i >= dz.shape[2]:
+            for c in range(channels):
+                target[c] = 0.0
+        else:
+            base = (rh * stride_w + rw) * channels
+            source = dz[n, j, i]
+            for c in range(channels):
+                target[c] = source[base + c]
+
+
+@jit.kernel(parallel=True)
+def scatter_phases(dz, grad_input, stride_h, stride_w, pad_top, pad_left):
+    """``grad_input[n, ih, iw, c]`` = ``dz[n, j, i, (rh, rw, c)]`` with ``s_h * j + rh =
+    ih + pad_top`` (likewise for the columns), 0 where ``dz`` has no such pixel.
+    Padding must not be negative."""
+    for row in numba.prange(grad_input.shape[0] * grad_input.shape[1]):
+        _scatter_row(dz, grad_input, np.int64(row), stride_h, stride_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def scatter_phases_serial(dz, grad_input, stride_h, stride_w, pad_top, pad_left):
+    """Serial build of :func:`scatter_phases`."""
+    for row in range(grad_input.shape[0] * grad_input.shape[1]):
+        _scatter_row(dz, grad_input, row, stride_h, stride_w, pad_top, pad_left)
