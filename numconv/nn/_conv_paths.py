@@ -197,8 +197,9 @@ def _im2col_chunks(x, kernel_shape, out_h, out_w, scalars, single_threaded, per_
             yield row0, row1, cols[: (row1 - row0) * out_w]
 
 
-def _lane_piece(columns, filters):
-    """Pixels per product that OpenBLAS computes on the calling thread."""
+def _single_thread_rows(columns, filters):
+    """Rows of a ``(rows, columns) @ (columns, filters)`` product that OpenBLAS computes on
+    the calling thread (below BLAS_SINGLE_THREAD_WORK multiply-adds), at least one."""
     return max(1, BLAS_SINGLE_THREAD_WORK // (columns * filters))
 
 
@@ -226,7 +227,7 @@ def _gemm_forward_lanes(x, kernel, bias, out, out_h, out_w, scalars):
     total_rows = out.shape[0] * out_h
     ranges = _lane_ranges(total_rows, False)
     chunk = max(1, min(LANE_COLUMN_BUFFER_BYTES // (out_w * columns * x.itemsize), total_rows))
-    piece = _lane_piece(columns, filters)
+    piece = _single_thread_rows(columns, filters)
 
     def lane(index):
         first, stop = ranges[index]
@@ -249,7 +250,7 @@ def gemm_forward(x, kernel, bias, out, out_h, out_w, scalars, single_threaded):
     """``out`` (N, OH, OW, F) = im2col(x) @ kernel + bias, chunk of output rows by chunk."""
     filters = kernel.shape[3]
     columns = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
-    if not single_threaded and _lane_piece(columns, filters) >= LANE_MIN_PIXELS:
+    if not single_threaded and _single_thread_rows(columns, filters) >= LANE_MIN_PIXELS:
         _gemm_forward_lanes(x, kernel, bias, out, out_h, out_w, scalars)
         return
     weights = kernel.reshape(-1, filters)
@@ -318,7 +319,7 @@ def _gemm_forward_planes_lanes(x, kernel, bias, out_planes, out_h, out_w, scalar
     weights_t = kernel.reshape(columns, filters).T
     ranges = _lane_ranges(x.shape[0] * out_h, False)
     chunk = max(1, min(LANE_COLUMN_BUFFER_BYTES // (out_w * columns * x.itemsize), out_h))
-    piece = _lane_piece(columns, filters)
+    piece = _single_thread_rows(columns, filters)
 
     def lane(index):
         cols_t = allocate((columns, chunk * out_w), x.dtype, "conv2d im2col buffer")
@@ -342,7 +343,7 @@ def gemm_forward_planes(x, kernel, bias, out_planes, out_h, out_w, scalars, sing
     """
     filters = kernel.shape[3]
     columns = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
-    if not single_threaded and _lane_piece(columns, filters) >= LANE_MIN_PIXELS:
+    if not single_threaded and _single_thread_rows(columns, filters) >= LANE_MIN_PIXELS:
         _gemm_forward_planes_lanes(x, kernel, bias, out_planes, out_h, out_w, scalars)
         return
     weights_t = kernel.reshape(columns, filters).T
@@ -362,15 +363,9 @@ def _lane_ranges(total, single_threaded):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _winograd_chunk(channels, filters):
-    """Tiles per chunk: few enough that OpenBLAS computes each of the 16 products
-    on the calling thread (the lane's own)."""
-    return max(1, BLAS_SINGLE_THREAD_WORK // (channels * filters))
-
-
 def _winograd_chunks(first, stop, channels, filters):
     """``(tile0, tile1)`` chunks of the tiles ``[first, stop)``."""
-    chunk = _winograd_chunk(channels, filters)
+    chunk = _single_thread_rows(channels, filters)
     for tile0 in range(first, stop, chunk):
         yield tile0, min(tile0 + chunk, stop)
 
@@ -417,7 +412,7 @@ def winograd_tiles_forward(x, weights, bias, out, pad_top, pad_left, single_thre
 
     def lane(index):
         first, stop = ranges[index]
-        chunk = _winograd_chunk(channels, filters)
+        chunk = _single_thread_rows(channels, filters)
         tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
         products = allocate((16, chunk, filters), x.dtype, "conv2d Winograd product buffer")
         finite = allocate((chunk,), x.dtype, "conv2d Winograd check")
@@ -592,7 +587,7 @@ def winograd_tiles_grad_kernel(x, grad_output, channels, pad_top, pad_left, sing
 
     def lane(index):
         first, stop = ranges[index]
-        chunk = _winograd_chunk(channels, filters)
+        chunk = _single_thread_rows(channels, filters)
         tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
         gtiles = allocate((16, chunk, filters), x.dtype, "conv2d Winograd gradient tile buffer")
         total = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel gradient")
