@@ -18,6 +18,8 @@ _CASES = (
     ((1, 40, 40, 64), (3, 3, 64, 64), {"strides": 2, "padding": "same"}),
     ((1, 40, 40, 64), (3, 3, 64, 64), {"padding": "same", "data_format": "channels_first"}),
     ((1, 40, 40, 128), (1, 1, 128, 128), {}),                            # matmul
+    ((1, 32, 32, 32), (4, 4, 32, 32), {"strides": 2, "padding": "same"}),  # winograd_strided
+    ((2, 64, 64, 32), (4, 4, 32, 32), {"strides": 2, "padding": "same"}),  # ... threaded
     ((5, 64, 64, 64), (3, 3, 1, 64), {"groups": 64, "padding": "same"}),  # depthwise, threaded
     ((5, 32, 32, 64), (3, 3, 4, 64), {"groups": 16, "padding": "same"}),  # grouped, threaded
 )

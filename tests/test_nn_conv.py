@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import numconv.nn as nn
 from numconv.kernels import conv as conv_kernels
 from numconv.kernels import winograd as winograd_kernels
+from numconv.kernels import winograd_strided as winograd_strided_kernels
 from numconv import runtime
 
 from gradient_check import assert_gradients_close
@@ -552,6 +553,16 @@ def test_warmup_compiles_every_kernel_for_the_requested_dtypes():
     winograd = [
         getattr(winograd_kernels, "transform_" + name)
         for name in ("kernel", "input", "output", "grad_output", "weights_grad")
+    ] + [
+        getattr(winograd_strided_kernels, name)
+        for name in (
+            "transform_kernel",
+            "transform_output",
+            "transform_grad_output",
+            "transform_weights_grad",
+            "scatter_phases",
+            "scatter_phases_serial",
+        )
     ]
     for dispatcher in serial_and_parallel + winograd:
         dtypes = {signature[0].dtype.name for signature in dispatcher.signatures}
