@@ -235,6 +235,25 @@ def test_strided_winograd_paths_match_reference(
     check_problem(np.random.default_rng(14), x_shape, kernel_shape, dtype, **options)
 
 
+def test_winograd_kernel_gradient_blocks_rows_when_few_tiles_fit_one_thread(monkeypatch):
+    # pix2pix4x4's 256 phase channels x 128 filters: 15 tiles would fit one thread's
+    # product; chunks take 64 tiles instead, in products of 32 channel rows.
+    assert nn_conv._grad_kernel_blocking(256, 128) == (64, 32)
+    assert nn_conv._grad_kernel_blocking(64, 64) == (127, 64)  # resnet3x3: unchanged
+    assert nn_conv._grad_kernel_blocking(2 * 67, 128) == (30, 134)  # no divisor in 8..63
+    # The same on small problems (16 channels or phase channels, 6 filters): blocks of 8.
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", 300)
+    monkeypatch.setattr(nn_conv, "GRAD_KERNEL_TILES", 5)
+    monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
+    assert nn_conv._grad_kernel_blocking(16, 6) == (5, 8)
+    force_paths(monkeypatch, "winograd_strided", "winograd_strided", "winograd_strided")
+    rng = np.random.default_rng(16)
+    check_problem(rng, (2, 10, 8, 4), (4, 4, 4, 6), np.float64, strides=2, padding="same")
+    force_paths(monkeypatch, "winograd", "flipped", "winograd")
+    check_problem(rng, (2, 9, 7, 16), (3, 3, 16, 6), np.float64, padding="same")
+
+
 @pytest.mark.parametrize("where", ["x", "kernel", "grad_output"])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_inf_and_nan_stay_where_they_belong_on_the_strided_winograd_path(
