@@ -560,8 +560,7 @@ def test_warmup_compiles_every_kernel_for_the_requested_dtypes():
             "transform_output",
             "transform_grad_output",
             "transform_weights_grad",
-            "scatter_phases",
-            "scatter_phases_serial",
+            "transform_output_scatter",
         )
     ]
     for dispatcher in serial_and_parallel + winograd:

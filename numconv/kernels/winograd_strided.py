@@ -28,14 +28,14 @@ channel pair instead of 36.
   ``sum over tiles of tiles[e]^T @ gtiles[e]``.
 * ``transform_weights_grad(weights_grad, grad_kernel)``: ``A_k^T m A_k``, the
   adjoint of ``transform_kernel``.
-* ``scatter_phases(dz, grad_input, ...)``: the input gradient from the gradient
-  of ``Z`` (depth-to-space; pixels no window reads get 0).
+* ``transform_output_scatter(products, grad_input, ...)``: for the input
+  gradient, ``A_3^T m A_3`` of tiles of the gradient of ``Z``, each entry written
+  to the input pixel it was read from (depth-to-space).
 
-Serial tile transforms as in :mod:`numconv.kernels.winograd` (run in lanes by
-``numconv.nn``); ``scatter_phases`` has a parallel and a serial build.
+Serial tile transforms as in :mod:`numconv.kernels.winograd`, run in lanes by
+``numconv.nn``.
 """
 
-import numba
 import numpy as np
 
 from . import jit
@@ -65,6 +65,27 @@ def transform_kernel(kernel, weights):
 
 
 @jit.kernel()
+def _tile_outputs(p, f):
+    """The 3x3 outputs ``A_3^T m A_3`` of column ``f`` of a tile's products ``p`` (16, F'),
+    row by row: first down the columns (``s_ij``, 3x4), then along the rows."""
+    s00 = p[0, f] + p[4, f] + p[8, f]
+    s01 = p[1, f] + p[5, f] + p[9, f]
+    s02 = p[2, f] + p[6, f] + p[10, f]
+    s03 = p[3, f] + p[7, f] + p[11, f]
+    s10 = p[4, f] - p[8, f]
+    s11 = p[5, f] - p[9, f]
+    s12 = p[6, f] - p[10, f]
+    s13 = p[7, f] - p[11, f]
+    s20 = p[4, f] + p[8, f] + p[12, f]
+    s21 = p[5, f] + p[9, f] + p[13, f]
+    s22 = p[6, f] + p[10, f] + p[14, f]
+    s23 = p[7, f] + p[11, f] + p[15, f]
+    return (s00 + s01 + s02, s01 - s02, s01 + s02 + s03,
+            s10 + s11 + s12, s11 - s12, s11 + s12 + s13,
+            s20 + s21 + s22, s21 - s22, s21 + s22 + s23)
+
+
+@jit.kernel()
 def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w):
     out_h, out_w, filters = out.shape[1], out.shape[2], out.shape[3]
     n = t // (tiles_h * tiles_w)
@@ -76,37 +97,25 @@ def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w):
     cols = min(3, out_w - ow)
     p = products[:, slot]
     for f in range(filters):
-        # A_3^T m A_3: first down the columns (s_ij, 3x4), then along the rows.
-        s00 = p[0, f] + p[4, f] + p[8, f]
-        s01 = p[1, f] + p[5, f] + p[9, f]
-        s02 = p[2, f] + p[6, f] + p[10, f]
-        s03 = p[3, f] + p[7, f] + p[11, f]
-        s10 = p[4, f] - p[8, f]
-        s11 = p[5, f] - p[9, f]
-        s12 = p[6, f] - p[10, f]
-        s13 = p[7, f] - p[11, f]
-        s20 = p[4, f] + p[8, f] + p[12, f]
-        s21 = p[5, f] + p[9, f] + p[13, f]
-        s22 = p[6, f] + p[10, f] + p[14, f]
-        s23 = p[7, f] + p[11, f] + p[15, f]
+        y00, y01, y02, y10, y11, y12, y20, y21, y22 = _tile_outputs(p, f)
         b = bias[f]
-        out[n, oh, ow, f] = s00 + s01 + s02 + b
+        out[n, oh, ow, f] = y00 + b
         if cols > 1:
-            out[n, oh, ow + 1, f] = s01 - s02 + b
+            out[n, oh, ow + 1, f] = y01 + b
         if cols > 2:
-            out[n, oh, ow + 2, f] = s01 + s02 + s03 + b
+            out[n, oh, ow + 2, f] = y02 + b
         if rows > 1:
-            out[n, oh + 1, ow, f] = s10 + s11 + s12 + b
+            out[n, oh + 1, ow, f] = y10 + b
             if cols > 1:
-                out[n, oh + 1, ow + 1, f] = s11 - s12 + b
+                out[n, oh + 1, ow + 1, f] = y11 + b
             if cols > 2:
-                out[n, oh + 1, ow + 2, f] = s11 + s12 + s13 + b
+                out[n, oh + 1, ow + 2, f] = y12 + b
         if rows > 2:
-            out[n, oh + 2, ow, f] = s20 + s21 + s22 + b
+            out[n, oh + 2, ow, f] = y20 + b
             if cols > 1:
-                out[n, oh + 2, ow + 1, f] = s21 - s22 + b
+                out[n, oh + 2, ow + 1, f] = y21 + b
             if cols > 2:
-                out[n, oh + 2, ow + 2, f] = s21 + s22 + s23 + b
+                out[n, oh + 2, ow + 2, f] = y22 + b
 
 
 @jit.kernel()
@@ -181,39 +190,49 @@ def transform_weights_grad(weights_grad, grad_kernel):
 
 
 # ---------------------------------------------------------------------------
-# Input gradient: the gradient of Z (computed as a forward pass of grad_output)
-# goes back to the pixels it was read from.
+# Input gradient: the gradient of Z is a forward pass of grad_output; each of its
+# tiles goes straight back to the pixels Z's entries were read from.
 
 
 @jit.kernel()
-def _scatter_row(dz, grad_input, row, stride_h, stride_w, pad_top, pad_left):
+def _scatter_tile(products, grad_input, t, tile0, tiles_h, tiles_w, z_h, z_w, stride_h,
+                  stride_w, pad_top, pad_left, values):
     height, width, channels = grad_input.shape[1], grad_input.shape[2], grad_input.shape[3]
-    n, ih = row // height, row % height
-    j, rh = (ih + pad_top) // stride_h, (ih + pad_top) % stride_h
-    for iw in range(width):
-        i, rw = (iw + pad_left) // stride_w, (iw + pad_left) % stride_w
-        target = grad_input[n, ih, iw]
-        if j >= dz.shape[1] or i >= dz.shape[2]:
-            for c in range(channels):
-                target[c] = 0.0
-        else:
-            base = (rh * stride_w + rw) * channels
-            source = dz[n, j, i]
-            for c in range(channels):
-                target[c] = source[base + c]
-
-
-@jit.kernel(parallel=True)
-def scatter_phases(dz, grad_input, stride_h, stride_w, pad_top, pad_left):
-    """``grad_input[n, ih, iw, c]`` = ``dz[n, j, i, (rh, rw, c)]`` with ``s_h * j + rh =
-    ih + pad_top`` (likewise for the columns), 0 where ``dz`` has no such pixel.
-    Padding must not be negative."""
-    for row in numba.prange(grad_input.shape[0] * grad_input.shape[1]):
-        _scatter_row(dz, grad_input, np.int64(row), stride_h, stride_w, pad_top, pad_left)
+    n = t // (tiles_h * tiles_w)
+    th = (t // tiles_w) % tiles_h
+    tw = t % tiles_w
+    p = products[:, t - tile0]
+    for f in range(p.shape[1]):
+        y = _tile_outputs(p, f)
+        values[0, f], values[1, f], values[2, f] = y[0], y[1], y[2]
+        values[3, f], values[4, f], values[5, f] = y[3], y[4], y[5]
+        values[6, f], values[7, f], values[8, f] = y[6], y[7], y[8]
+    for a in range(min(3, z_h - 3 * th)):
+        for b in range(min(3, z_w - 3 * tw)):
+            source = values[3 * a + b]
+            for rh in range(stride_h):
+                row = stride_h * (3 * th + a) - pad_top + rh
+                if row < 0 or row >= height:
+                    continue
+                for rw in range(stride_w):
+                    col = stride_w * (3 * tw + b) - pad_left + rw
+                    if col < 0 or col >= width:
+                        continue
+                    base = (rh * stride_w + rw) * channels
+                    target = grad_input[n, row, col]
+                    for c in range(channels):
+                        target[c] = source[base + c]
 
 
 @jit.kernel()
-def scatter_phases_serial(dz, grad_input, stride_h, stride_w, pad_top, pad_left):
-    """Serial build of :func:`scatter_phases`."""
-    for row in range(grad_input.shape[0] * grad_input.shape[1]):
-        _scatter_row(dz, grad_input, row, stride_h, stride_w, pad_top, pad_left)
+def transform_output_scatter(products, grad_input, tile0, tile1, tiles_h, tiles_w, z_h, z_w,
+                             stride_h, stride_w, pad_top, pad_left):
+    """The gradient of ``Z`` from flat tiles ``[tile0, tile1)``, ``A_3^T m A_3`` of their
+    products (16, T, C'), written to the pixels of ``grad_input`` (N, H, W, C) it
+    belongs to: ``Z[j, i, (rh, rw, c)]`` is pixel ``(s_h j - pad_top + rh, s_w i -
+    pad_left + rw)``, channel ``c``.  ``Z`` has ``z_h`` x ``z_w`` pixels; those of
+    ``grad_input`` past its last row or column are not written."""
+    values = np.empty((9, products.shape[2]), dtype=products.dtype)
+    for t in range(tile0, tile1):
+        _scatter_tile(products, grad_input, t, tile0, tiles_h, tiles_w, z_h, z_w, stride_h,
+                      stride_w, pad_top, pad_left, values)

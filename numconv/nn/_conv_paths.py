@@ -415,23 +415,39 @@ _TILE_TRANSFORMS = {
 
 def winograd_tiles_forward(x, weights, bias, out, pad_top, pad_left, single_threaded,
                            tile_size=2, strides=(1, 1)):
-    """``out`` (N, OH, OW, F) from the transformed kernel ``weights`` (16, C', F).
+    """``out`` (N, OH, OW, F) + ``bias`` from the transformed kernel ``weights`` (16, C', F).
 
-    Tiles of ``tile_size`` x ``tile_size`` outputs; ``C' = C * stride_h *
-    stride_w`` (the input is read through its stride phases, see
-    ``winograd_kernels.transform_input``).  The tiles are cut into lanes
-    (``runtime.run_lanes``); each lane transforms and multiplies its own chunks
-    on its own thread.  Returns False, leaving ``out`` partly written, when
+    See ``winograd_tiles``.  Returns False, leaving ``out`` partly written, when
     ``x`` holds an Inf or NaN.
     """
-    channels, filters = weights.shape[1], weights.shape[2]
-    out_h, out_w = out.shape[1], out.shape[2]
-    tiles_h, tiles_w = -(-out_h // tile_size), -(-out_w // tile_size)
-    ranges = _lane_ranges(out.shape[0] * tiles_h * tiles_w, single_threaded)
     transform_output = _TILE_TRANSFORMS[tile_size][0]
-    chunk = _single_thread_rows(channels, filters)
     if bias is None:
-        bias = np.zeros(filters, dtype=x.dtype)
+        bias = np.zeros(weights.shape[2], dtype=x.dtype)
+
+    def write(products, tile0, tile1, tiles_h, tiles_w):
+        transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w)
+
+    return winograd_tiles(
+        x, weights, out.shape, write, pad_top, pad_left, single_threaded, tile_size, strides
+    )
+
+
+def winograd_tiles(x, weights, out_shape, write, pad_top, pad_left, single_threaded,
+                   tile_size=2, strides=(1, 1)):
+    """The Winograd products of a convolution with output shape ``out_shape`` (N, OH, OW, F).
+
+    Tiles of ``tile_size`` x ``tile_size`` outputs; ``weights`` (16, C', F) is the
+    transformed kernel, ``C' = C * stride_h * stride_w`` (the input is read through
+    its stride phases, see ``winograd_kernels.transform_input``).  The tiles are cut
+    into lanes (``runtime.run_lanes``); each lane transforms and multiplies its own
+    chunks on its own thread and hands each chunk's products (16, chunk, F) to
+    ``write(products, tile0, tile1, tiles_h, tiles_w)``.  Returns False as soon as
+    ``x`` turns out to hold an Inf or NaN.
+    """
+    channels, filters = weights.shape[1], weights.shape[2]
+    tiles_h, tiles_w = -(-out_shape[1] // tile_size), -(-out_shape[2] // tile_size)
+    ranges = _lane_ranges(out_shape[0] * tiles_h * tiles_w, single_threaded)
+    chunk = _single_thread_rows(channels, filters)
 
     def lane(index):
         first, stop = ranges[index]
@@ -448,7 +464,7 @@ def winograd_tiles_forward(x, weights, bias, out, pad_top, pad_left, single_thre
                 if np.isnan(finite[:count]).any():
                     return False
                 np.matmul(tiles[:, :count], weights, out=products[:, :count])
-                transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w)
+                write(products, tile0, tile1, tiles_h, tiles_w)
         return True
 
     return all(runtime.run_lanes(lane, len(ranges)))

@@ -10,7 +10,8 @@ input in place; only the kernel is rearranged (``phase_kernel``).
 * forward: Winograd tiles of ``Z`` with the phase kernel;
 * input gradient: ``dZ`` is the stride-1 'full' convolution of
   ``grad_output`` with the flipped, transposed phase kernel (Winograd again),
-  and each pixel's gradient is its entry of ``dZ`` (``scatter_phases``);
+  and each entry of ``dZ`` is written to the pixel it was read from
+  (``transform_output_scatter``; ``dZ`` is never stored whole);
 * kernel gradient: the tiles' gradient of the transformed kernel, transformed
   back and un-rearranged.
 
@@ -22,10 +23,14 @@ Channels-last canonical arrays, as in :mod:`numconv.nn._conv_paths`.
 
 import numpy as np
 
-from .. import runtime
 from .._memory import allocate
 from ..kernels import winograd_strided as kernels
-from ._conv_paths import col2im_grad_input, winograd_tiles_forward, winograd_tiles_grad_kernel
+from ._conv_paths import (
+    col2im_grad_input,
+    winograd_tiles,
+    winograd_tiles_forward,
+    winograd_tiles_grad_kernel,
+)
 
 TILE_SIZE = 3  # outputs per tile side of F(3x3, 2x2)
 
@@ -83,29 +88,28 @@ def _winograd_grad_input(grad_output, kernel, grad_input, geometry):
     if not np.isfinite(kernel).all():
         return False
     stride_h, stride_w = geometry.strides
+    pad_top, pad_left = geometry.pad_top, geometry.pad_left
+    height, width = geometry.height, geometry.width
     phased = phase_kernel(kernel, geometry.strides)
     weights = _transformed(np.ascontiguousarray(phased[::-1, ::-1].transpose(0, 1, 3, 2)))
     batch, out_h, out_w, _ = grad_output.shape
-    # Rows of Z: the full convolution has out_h + 1, the image needs those up to its last row.
-    z_h = min(out_h + 1, (geometry.height - 1 + geometry.pad_top) // stride_h + 1)
-    z_w = min(out_w + 1, (geometry.width - 1 + geometry.pad_left) // stride_w + 1)
-    grad_z = allocate((batch, z_h, z_w, phased.shape[2]), grad_output.dtype, "conv2d phase gradient")
-    if not winograd_tiles_forward(
-        grad_output, weights, None, grad_z, 1, 1, geometry.single_threaded, TILE_SIZE
-    ):
-        return False
-    runtime.launch(
-        not geometry.single_threaded,
-        kernels.scatter_phases_serial,
-        kernels.scatter_phases,
-        grad_z,
-        grad_input,
-        stride_h,
-        stride_w,
-        geometry.pad_top,
-        geometry.pad_left,
+    # Pixels of Z: the full convolution has out_h + 1 rows, the image needs those up to
+    # its last row; rows of the image past Z's last one get no gradient.
+    z_h = min(out_h + 1, (height - 1 + pad_top) // stride_h + 1)
+    z_w = min(out_w + 1, (width - 1 + pad_left) // stride_w + 1)
+    grad_input[:, max(0, stride_h * z_h - pad_top):] = 0.0
+    grad_input[:, :, max(0, stride_w * z_w - pad_left):] = 0.0
+
+    def write(products, tile0, tile1, tiles_h, tiles_w):
+        kernels.transform_output_scatter(
+            products, grad_input, tile0, tile1, tiles_h, tiles_w, z_h, z_w, stride_h,
+            stride_w, pad_top, pad_left,
+        )
+
+    return winograd_tiles(
+        grad_output, weights, (batch, z_h, z_w), write, 1, 1, geometry.single_threaded,
+        TILE_SIZE,
     )
-    return True
 
 
 def grad_kernel(x, grad_output, grad_kernel, geometry):
