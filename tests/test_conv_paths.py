@@ -653,9 +653,11 @@ def test_dispatch_rules_pick_the_intended_path(name):
 
 
 # (2, 11, 1100) float32 and (2, 9, 515) float64 have rows of 4 KiB or more: the
-# long-row blocks, with partial blocks on both axes.
+# long-row blocks, with partial blocks on both axes.  Blocks move by 8 x 8 pieces
+# (partial ones at the edges), except in float64 arrays over 8 MiB: (1, 1030, 1030).
 @pytest.mark.parametrize(
-    "shape", [(3, 5, 7), (2, 33, 65), (1, 64, 32), (0, 4, 4), (2, 11, 1100), (2, 9, 515)]
+    "shape",
+    [(3, 5, 7), (2, 33, 65), (1, 64, 32), (0, 4, 4), (2, 11, 1100), (2, 9, 515), (1, 1030, 1030)],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("parallel", [False, True])

@@ -366,8 +366,15 @@ def col2im_planes_add_serial(cols_t, grad_input, n, oh0, oh1, kernel_h, kernel_w
 # rows of 4 KiB or more: there rows a page apart (pix2pix's 64 x 16384 planes:
 # 64 KiB) fall into one L1 set, and 32 of them overflow its ways; 8 rows of 256
 # values stay within them (measured 3x faster there, the same elsewhere).
+# Blocks move by 8 x 8 pieces whose columns are written as runs of 8 values (one
+# unrolled statement per row), float32 blocks being 16 x 128: about 2x faster on
+# resnet3x3's, lenet2's and pix2pix's float32 arrays.  float64 pieces were 1.3-1.8x
+# faster on arrays of up to 4 MiB but slower on larger ones (resnet3x3's 12.8 MB),
+# where a large float64 array keeps the plain loop.
 
 TRANSPOSE_BLOCK = 32
+FLOAT32_BLOCK = (16, 128)
+PIECES_MAX_FLOAT64_BYTES = 8 << 20
 LONG_ROW_BYTES = 4096
 LONG_ROW_BLOCK = (8, 256)
 
@@ -377,6 +384,8 @@ def _transpose_blocks(src):
     """(rows, columns) of the blocks that :func:`swap_last_axes` moves ``src`` by."""
     if src.shape[2] * src.itemsize >= LONG_ROW_BYTES:
         return LONG_ROW_BLOCK
+    if src.itemsize == 4:
+        return FLOAT32_BLOCK
     return TRANSPOSE_BLOCK, TRANSPOSE_BLOCK
 
 
@@ -391,11 +400,26 @@ def _transpose_block(src, dst, tile, block_rows, block_cols):
     b0 = tile % blocks_b * block_cols
     a1 = min(a0 + block_rows, rows)
     b1 = min(b0 + block_cols, cols)
-    source = src[n]
-    target = dst[n]
-    for b in range(b0, b1):
-        for a in range(a0, a1):
-            target[b, a] = source[a, b]
+    s = src[n]
+    t = dst[n]
+    a = a0
+    if src.itemsize == 4 or src.size * src.itemsize <= PIECES_MAX_FLOAT64_BYTES:
+        while a + 8 <= a1:  # strips of 8 source rows
+            b = b0
+            while b + 8 <= b1:
+                for j in range(b, b + 8):
+                    t[j, a], t[j, a + 1], t[j, a + 2], t[j, a + 3] = \
+                        s[a, j], s[a + 1, j], s[a + 2, j], s[a + 3, j]
+                    t[j, a + 4], t[j, a + 5], t[j, a + 6], t[j, a + 7] = \
+                        s[a + 4, j], s[a + 5, j], s[a + 6, j], s[a + 7, j]
+                b += 8
+            for j in range(b, b1):
+                for i in range(a, a + 8):
+                    t[j, i] = s[i, j]
+            a += 8
+    for j in range(b0, b1):
+        for i in range(a, a1):
+            t[j, i] = s[i, j]
 
 
 @jit.kernel()
