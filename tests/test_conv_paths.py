@@ -199,6 +199,7 @@ def test_winograd_paths_match_reference(
     # Winograd too; small budgets give one tile per chunk.
     set_chunk_budget(monkeypatch, regime, budget)
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_TILES", 1)
     force_paths(monkeypatch, "winograd", "flipped", "winograd")
     check_problem(np.random.default_rng(8), x_shape, kernel_shape, dtype, **options)
 
@@ -633,6 +634,16 @@ SUITE = {
         "winograd_strided",
         "winograd_strided",
         "winograd_strided",
+    ),
+    # Many channels times filters leave Winograd's one-thread products a tile or two.
+    "wide3x3": ((8, 7, 7, 512), (3, 3, 512, 512), dict(padding="same"), "gemm", "flipped", "gemm"),
+    "wide4x4s2": (
+        (4, 32, 32, 256),
+        (4, 4, 256, 256),
+        dict(strides=2, padding="same"),
+        "gemm",
+        "col2im",
+        "gemm",
     ),
     # The digits example's first layer is tiny: direct kernels, no BLAS call.
     "digits1": ((32, 8, 8, 1), (3, 3, 1, 16), dict(padding="same"), "direct", "direct", "direct"),
