@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 import numconv.nn as nn
 from numconv.kernels import gemm as gemm_kernels
 from numconv import runtime
+from numconv.nn import _conv_geometry, _winograd_strided
 from numconv.nn import _conv_paths as nn_conv
+from numconv.nn import conv as nn_conv_module
 from numconv.nn._conv_geometry import ConvGeometry
 
 from reference import conv2d_grads_reference, conv2d_reference
@@ -63,6 +65,17 @@ def set_chunk_budget(monkeypatch, regime, budget):
     else:
         monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 1 << 62)
         monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", budget)
+
+
+def poison_buffers(monkeypatch):
+    """numconv.nn's results and scratch buffers start full of NaN instead of whatever
+    memory held, so that an element a path forgets to write shows up."""
+
+    def allocate_nan(shape, dtype, what):
+        return np.full(shape, np.nan, dtype=dtype)
+
+    for module in (nn_conv, nn_conv_module, _conv_geometry, _winograd_strided):
+        monkeypatch.setattr(module, "allocate", allocate_nan)
 
 
 def force_paths(monkeypatch, forward=None, grad_input=None, grad_kernel=None):
@@ -200,6 +213,7 @@ def test_winograd_paths_match_reference(
     set_chunk_budget(monkeypatch, regime, budget)
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_TILES", 1)
+    poison_buffers(monkeypatch)
     force_paths(monkeypatch, "winograd", "flipped", "winograd")
     check_problem(np.random.default_rng(8), x_shape, kernel_shape, dtype, **options)
 
@@ -213,13 +227,14 @@ def test_winograd_float32_stays_within_tolerance_on_a_long_sum(monkeypatch):
 
 
 # Kernels spanning two strides: Winograd F(3x3, 2x2) over the input's stride phases.
-# Asymmetric 'same' pads, 'valid' with rows no window reads, explicit pads, kernels
-# leaving phase taps zero (3x3 and 5x4 over strides 2 and (3, 2)), partial 3x3 tiles,
-# one-row outputs, channels_first.
+# Asymmetric 'same' pads, 'valid' with a last row and column no window reads, explicit
+# pads, kernels leaving phase taps zero (3x3, 4x3 and 5x4 over strides 2 and (3, 2)),
+# partial 3x3 tiles, one-row outputs, channels_first.
 STRIDED_WINOGRAD_PROBLEMS = [
     ((2, 10, 8, 4), (4, 4, 4, 6), dict(strides=2, padding="same")),
     ((2, 9, 11, 3), (3, 3, 3, 5), dict(strides=2, padding="same")),
-    ((1, 13, 12, 2), (4, 3, 2, 3), dict(strides=2, padding="valid")),
+    ((1, 13, 13, 2), (4, 4, 2, 3), dict(strides=2, padding="valid")),
+    ((1, 12, 11, 2), (4, 3, 2, 3), dict(strides=2, padding="valid")),
     ((2, 14, 11, 3), (5, 4, 3, 4), dict(strides=(3, 2), padding=((2, 3), (1, 0)))),
     ((2, 3, 5, 7), (4, 4, 3, 2), dict(strides=2, padding="same", data_format="channels_first")),
 ]
@@ -232,8 +247,35 @@ def test_strided_winograd_paths_match_reference(
     monkeypatch, regime, budget, x_shape, kernel_shape, options, dtype
 ):
     set_chunk_budget(monkeypatch, regime, budget)
+    poison_buffers(monkeypatch)
     force_paths(monkeypatch, "winograd_strided", "winograd_strided", "winograd_strided")
     check_problem(np.random.default_rng(14), x_shape, kernel_shape, dtype, **options)
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_random_problems_on_the_strided_winograd_path(data):
+    # Any kernel spanning two strides on each axis: 2 < K / s <= 2 rounds up to 2.
+    strides = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    kernel_size = tuple(data.draw(st.integers(s + 1, 2 * s)) for s in strides)
+    padding = data.draw(st.sampled_from(["valid", "same", 1, ((0, 3), (2, 1))]))
+    height, width = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
+    batch, channels, filters = (data.draw(st.integers(1, 3)) for _ in range(3))
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    options = dict(strides=strides, padding=padding)
+    try:
+        geometry_of((batch, height, width, channels), (*kernel_size, channels, filters), **options)
+    except ValueError:
+        return  # empty output: covered by tests/test_nn_conv.py
+    problem = ((batch, height, width, channels), (*kernel_size, channels, filters), options)
+    if data.draw(st.booleans()):
+        problem = as_channels_first(problem)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        set_chunk_budget(monkeypatch, data.draw(st.sampled_from(["threaded", "single"])), 64)
+        poison_buffers(monkeypatch)
+        force_paths(monkeypatch, "winograd_strided", "winograd_strided", "winograd_strided")
+        check_problem(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))), *problem[:2],
+                      dtype, **problem[2])
 
 
 def test_winograd_kernel_gradient_blocks_rows_when_few_tiles_fit_one_thread(monkeypatch):
