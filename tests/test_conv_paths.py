@@ -88,6 +88,19 @@ def force_paths(monkeypatch, forward=None, grad_input=None, grad_kernel=None):
         monkeypatch.setattr(nn_conv, "grad_kernel_path", lambda geometry: grad_kernel)
 
 
+def assert_nonfinite_where_reference_has_them(x, kernel, grad_output, **options):
+    """conv2d and its gradients hold NaN and Inf exactly where the reference does."""
+    out = nn.conv2d(x, kernel, **options)
+    expected = conv2d_reference(x, kernel, **options)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
+    grads = nn.conv2d_grads(x, kernel, grad_output, **options)
+    expected_grads = conv2d_grads_reference(x, kernel, grad_output, **options)
+    for grad, expected_grad in zip(grads, expected_grads):
+        np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
+        np.testing.assert_array_equal(np.isinf(grad), np.isinf(expected_grad))
+
+
 def check_problem(rng, x_shape, kernel_shape, dtype, **options):
     x = rng.standard_normal(x_shape).astype(dtype)
     kernel = rng.standard_normal(kernel_shape).astype(dtype)
@@ -314,15 +327,7 @@ def test_inf_and_nan_stay_where_they_belong_on_the_strided_winograd_path(
     options = dict(strides=2, padding="same", data_format=data_format)
     if data_format == "channels_first":
         x, grad_output = np.moveaxis(x, -1, 1), np.moveaxis(grad_output, -1, 1)
-    out = nn.conv2d(x, kernel, **options)
-    expected = conv2d_reference(x, kernel, **options)
-    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
-    np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
-    grads = nn.conv2d_grads(x, kernel, grad_output, **options)
-    expected_grads = conv2d_grads_reference(x, kernel, grad_output, **options)
-    for grad, expected_grad in zip(grads, expected_grads):
-        np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
-        np.testing.assert_array_equal(np.isinf(grad), np.isinf(expected_grad))
+    assert_nonfinite_where_reference_has_them(x, kernel, grad_output, **options)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -493,15 +498,7 @@ def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(
     target.flat[5] = np.inf
     target.flat[target.size // 2] = np.nan
     options = dict(padding="same", dilation_rate=dilation_rate)
-    out = nn.conv2d(x, kernel, **options)
-    expected = conv2d_reference(x, kernel, **options)
-    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
-    np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
-    grads = nn.conv2d_grads(x, kernel, grad_output, **options)
-    expected_grads = conv2d_grads_reference(x, kernel, grad_output, **options)
-    for grad, expected_grad in zip(grads, expected_grads):
-        np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
-        np.testing.assert_array_equal(np.isinf(grad), np.isinf(expected_grad))
+    assert_nonfinite_where_reference_has_them(x, kernel, grad_output, **options)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -39,7 +39,7 @@ Serial tile transforms as in :mod:`numconv.kernels.winograd`, run in lanes by
 import numpy as np
 
 from . import jit
-from .winograd import _load_window
+from .winograd import _load_window, tile_position
 
 
 @jit.kernel()
@@ -88,9 +88,7 @@ def _tile_outputs(p, f):
 @jit.kernel()
 def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w):
     out_h, out_w, filters = out.shape[1], out.shape[2], out.shape[3]
-    n = t // (tiles_h * tiles_w)
-    th = (t // tiles_w) % tiles_h
-    tw = t % tiles_w
+    n, th, tw = tile_position(t, tiles_h, tiles_w)
     slot = t - tile0
     oh, ow = 3 * th, 3 * tw
     rows = min(3, out_h - oh)
@@ -133,9 +131,7 @@ def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
 @jit.kernel()
 def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch):
     filters = grad_output.shape[3]
-    n = t // (tiles_h * tiles_w)
-    th = (t // tiles_w) % tiles_h
-    tw = t % tiles_w
+    n, th, tw = tile_position(t, tiles_h, tiles_w)
     # patch rows 0-8: the 3x3 tile dY (zero past the edge); row 9: finiteness flags;
     # rows 10-21: the 4x3 intermediate A_3 dY.
     slot = t - tile0
@@ -198,9 +194,7 @@ def transform_weights_grad(weights_grad, grad_kernel):
 def _scatter_tile(products, grad_input, t, tile0, tiles_h, tiles_w, z_h, z_w, stride_h,
                   stride_w, pad_top, pad_left, values):
     height, width, channels = grad_input.shape[1], grad_input.shape[2], grad_input.shape[3]
-    n = t // (tiles_h * tiles_w)
-    th = (t // tiles_w) % tiles_h
-    tw = t % tiles_w
+    n, th, tw = tile_position(t, tiles_h, tiles_w)
     p = products[:, t - tile0]
     for f in range(p.shape[1]):
         y = _tile_outputs(p, f)
