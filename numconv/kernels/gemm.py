@@ -369,8 +369,8 @@ def col2im_planes_add_serial(cols_t, grad_input, n, oh0, oh1, kernel_h, kernel_w
 # Blocks move by 8 x 8 pieces whose columns are written as runs of 8 values (one
 # unrolled statement per row), float32 blocks being 16 x 128: about 2x faster on
 # resnet3x3's, lenet2's and pix2pix's float32 arrays.  float64 pieces were 1.3-1.8x
-# faster on arrays of up to 4 MiB but slower on larger ones (resnet3x3's 12.8 MB),
-# where a large float64 array keeps the plain loop.
+# faster on arrays of up to 4.2 MB but slower on resnet3x3's 12.8 MB, so float64
+# arrays over PIECES_MAX_FLOAT64_BYTES (between the two) keep the plain loop.
 
 TRANSPOSE_BLOCK = 32
 FLOAT32_BLOCK = (16, 128)

@@ -181,10 +181,10 @@ def conv2d(
                     geometry.pad_left,
                     geometry.single_threaded,
                 )
+            elif path == "winograd_strided":
+                done = _strided.forward(x, kernel, bias, out, geometry)
             else:
-                done = path == "winograd_strided" and _strided.forward(
-                    x, kernel, bias, out, geometry
-                )
+                done = False
             # Winograd declines Inf or NaN in the data: im2col keeps them where they belong.
             if not done:
                 _paths.gemm_forward(
