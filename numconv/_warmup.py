@@ -12,6 +12,7 @@ _CASES = (
     ((1, 5, 5, 2), (2, 2, 2, 3), {}),                                    # direct
     ((1, 5, 5, 2), (2, 2, 1, 2), {"groups": 2}),                         # depthwise
     ((1, 16, 16, 32), (3, 3, 32, 32), {"padding": "same"}),              # winograd (one lane)
+    ((8, 6, 6, 32), (3, 3, 32, 32), {"padding": "same"}),                # ... F(2x2, 3x3) in float64
     ((1, 32, 32, 32), (3, 3, 32, 32), {"strides": 2, "padding": "same"}),  # gemm + col2im
     ((1, 16, 16, 32), (3, 3, 32, 32), {"padding": "same", "data_format": "channels_first"}),
     ((1, 40, 40, 64), (3, 3, 64, 64), {"padding": "same"}),              # winograd, in lanes

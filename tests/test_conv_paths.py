@@ -184,7 +184,7 @@ def test_flipped_input_gradient_matches_reference(
     check_problem(np.random.default_rng(2), x_shape, kernel_shape, dtype, **options)
 
 
-# 3x3, stride 1, no dilation: what Winograd F(2x2, 3x3) takes.  Odd output sizes
+# 3x3, stride 1, no dilation: what Winograd F(2x2, 3x3) and F(4x4, 3x3) take.  Odd output sizes
 # (partial tiles), pads wider than the kernel (negative pads in the flipped
 # input gradient), one-row images, channels_first.
 WINOGRAD_PROBLEMS = [
@@ -209,26 +209,48 @@ WINOGRAD_PROBLEMS = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, kernel_shape, options", WINOGRAD_PROBLEMS)
 @pytest.mark.parametrize(
-    "regime, budget",
+    "tile_size, regime, budget",
     [
-        ("threaded", 64),
-        ("threaded", 2 << 20),
-        ("single", 1),
-        ("single", 300),
-        ("single", 1 << 19),
+        (2, "threaded", 64),
+        (2, "threaded", 2 << 20),
+        (2, "single", 1),
+        (2, "single", 300),
+        (2, "single", 1 << 19),
+        (4, "threaded", 64),
+        (4, "single", 1),
+        (4, "single", 1 << 19),
     ],
 )
 def test_winograd_paths_match_reference(
-    monkeypatch, regime, budget, x_shape, kernel_shape, options, dtype
+    monkeypatch, tile_size, regime, budget, x_shape, kernel_shape, options, dtype
 ):
     # Winograd forward and kernel gradient, and the stride-1 input gradient through
-    # Winograd too; small budgets give one tile per chunk.
+    # Winograd too, in either tiling (float32 only takes F(2x2, 3x3) unforced); small
+    # budgets give one tile per chunk.
+    monkeypatch.setattr(nn_conv, "winograd_tile_size", lambda out_h, out_w, dtype: tile_size)
     set_chunk_budget(monkeypatch, regime, budget)
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_TILES", 1)
     poison_buffers(monkeypatch)
     force_paths(monkeypatch, "winograd", "flipped", "winograd")
     check_problem(np.random.default_rng(8), x_shape, kernel_shape, dtype, **options)
+
+
+@pytest.mark.parametrize(
+    "out_h, out_w, expected",
+    [
+        # multiplies, F(4x4, 3x3) against F(2x2, 3x3): ceil(OH / m) * ceil(OW / m) * (m + 2)**2
+        (56, 56, 4),  # 196 * 36 = 7056 against 784 * 16 = 12544
+        (13, 13, 4),  # lenet2's input gradient: 16 * 36 = 576 against 49 * 16 = 784
+        (3, 3, 4),  # 36 against 64
+        (6, 6, 2),  # 144 against 144: the tie stays on the smaller tiles
+        (2, 2, 2),  # 36 against 16
+        (1, 9, 2),  # 3 * 36 = 108 against 5 * 16 = 80
+    ],
+)
+def test_winograd_tiling_takes_fewer_multiplies_in_float64_only(out_h, out_w, expected):
+    assert nn_conv.winograd_tile_size(out_h, out_w, np.float64) == expected
+    assert nn_conv.winograd_tile_size(out_h, out_w, np.float32) == 2
 
 
 def test_winograd_float32_stays_within_tolerance_on_a_long_sum(monkeypatch):

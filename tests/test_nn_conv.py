@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import numconv.nn as nn
 from numconv.kernels import conv as conv_kernels
 from numconv.kernels import winograd as winograd_kernels
+from numconv.kernels import winograd4x4 as winograd4x4_kernels
 from numconv.kernels import winograd_strided as winograd_strided_kernels
 from numconv import runtime
 
@@ -566,5 +567,10 @@ def test_warmup_compiles_every_kernel_for_the_requested_dtypes():
     for dispatcher in serial_and_parallel + winograd:
         dtypes = {signature[0].dtype.name for signature in dispatcher.signatures}
         assert dtypes == {"float32", "float64"}, dispatcher.__name__
+    # F(4x4, 3x3) serves float64 only (see numconv.nn._conv_paths.winograd_tile_size).
+    for name in ("kernel", "input", "output", "grad_output", "weights_grad"):
+        dispatcher = getattr(winograd4x4_kernels, "transform_" + name)
+        dtypes = {signature[0].dtype.name for signature in dispatcher.signatures}
+        assert "float64" in dtypes, dispatcher.__name__
     with pytest.raises(ValueError, match=r"received dtypes=\('float32', 'int8'\)"):
         numconv.warmup(("float32", "int8"))

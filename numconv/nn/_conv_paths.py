@@ -4,12 +4,15 @@ See docs/design.md, "Fast paths".  Every choice depends on the shapes and
 dtype only, never on the thread count.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import runtime
 from .._memory import allocate
 from ..kernels import gemm as gemm_kernels
 from ..kernels import winograd as winograd_kernels
+from ..kernels import winograd4x4 as winograd4x4_kernels
 from ..kernels import winograd_strided as winograd_strided_kernels
 from ._arrays import canonical
 
@@ -17,8 +20,9 @@ from ._arrays import canonical
 #   "direct":  the Numba kernels of numconv.kernels.conv (small problems, groups > 1);
 #   "matmul":  1x1 kernel, stride 1, no padding: one BLAS product on the reshaped arrays;
 #   "gemm":    im2col of a bounded chunk of output rows, then a BLAS product per chunk;
-#   "winograd": (forward, kernel gradient) 3x3 stride 1: Winograd F(2x2, 3x3) tiles,
-#              16 BLAS products per chunk (dilated kernels by polyphase components);
+#   "winograd": (forward, kernel gradient) 3x3 stride 1: Winograd F(4x4, 3x3) or
+#              F(2x2, 3x3) tiles, 36 or 16 BLAS products per chunk (dilated kernels
+#              by polyphase components);
 #   "winograd_strided": (all jobs) kernels spanning two strides (4x4 stride 2): Winograd
 #              F(3x3, 2x2) over the input's stride phases (numconv.nn._winograd_strided);
 #   "flipped": (input gradient, stride 1) the forward "gemm" path run on grad_output
@@ -33,7 +37,7 @@ BLAS_SINGLE_THREAD_WORK = (1 << 19) - 1
 # A forward product with fewer columns (KH * KW * C; lenet1: 9) is mostly writing
 # its output: the direct kernel does that without the im2col copy (channels_last).
 GEMM_MIN_COLUMNS = 16
-# Winograd needs this many input channels and filters: its 16 products have them
+# Winograd needs this many input channels and filters: its products have them
 # as their inner and outer sizes.
 WINOGRAD_MIN_CHANNELS = 16
 # ... and products of at least this many tiles that one thread may compute: with
@@ -66,7 +70,7 @@ def blas_warnings_off():
 
 
 def _winograd_fits(kernel_h, kernel_w, strides, dilation_rate, channels, filters):
-    """F(2x2, 3x3) applies, and its 16 products have enough rows and columns for BLAS.
+    """Winograd F(m x m, 3x3) applies, and its products have enough rows and columns for BLAS.
 
     A dilated kernel is split into undilated convolutions of the input's
     polyphase components (see ``_winograd_dilated``).
@@ -80,7 +84,7 @@ def _winograd_fits(kernel_h, kernel_w, strides, dilation_rate, channels, filters
 
 
 def _winograd_products_fit(channels, filters):
-    """Winograd's 16 products (tiles, channels) @ (channels, filters) are fit for BLAS."""
+    """Winograd's products (tiles, channels) @ (channels, filters) are fit for BLAS."""
     return (
         channels >= WINOGRAD_MIN_CHANNELS
         and filters >= WINOGRAD_MIN_CHANNELS
@@ -404,35 +408,80 @@ def _grad_kernel_blocking(channels, filters):
     return GRAD_KERNEL_TILES, block
 
 
+def winograd_tile_size(out_h, out_w, dtype):
+    """Outputs per side of the F(m x m, 3x3) tiles of a 3x3 stride-1 output: 4 or 2.
+
+    F(4x4, 3x3) takes 36 multiplies per 16 outputs, F(2x2, 3x3) 16 per 4; in
+    float64 the tiling with fewer multiplies over its whole tiles wins: small
+    images waste more of a 4x4 tile (a 2x2 output: 16 multiplies by F(2x2, 3x3),
+    36 by F(4x4, 3x3)).  float32 keeps F(2x2, 3x3): F(4x4, 3x3)'s transforms
+    (coefficients up to 8, cancelling) left errors of 3-8e-6 of the largest
+    output on resnet3x3, lenet2 and dilated2, 15-25x those of im2col and
+    F(2x2, 3x3).  In float64 that is still about 1e-15.
+    """
+    if np.dtype(dtype) != np.float64:
+        return 2
+
+    def multiplies(size):
+        return -(-out_h // size) * -(-out_w // size) * TILINGS[size].elements
+
+    return 4 if multiplies(4) < multiplies(2) else 2
+
+
 def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
-    """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3).
+    """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3)
+    (float64) or F(2x2, 3x3) (``winograd_tile_size``).
 
     Returns False, leaving ``out`` partly written, when ``x`` or ``kernel``
     holds an Inf or NaN: the transforms would turn some finite outputs into NaN.
     """
     if not np.isfinite(kernel).all():
         return False
-    weights = allocate((16, *kernel.shape[2:]), x.dtype, "conv2d Winograd kernel")
-    winograd_kernels.transform_kernel(kernel, weights)
-    return winograd_tiles_forward(x, weights, bias, out, pad_top, pad_left, single_threaded)
+    tile_size = winograd_tile_size(out.shape[1], out.shape[2], x.dtype)
+    tiling = TILINGS[tile_size]
+    weights = allocate((tiling.elements, *kernel.shape[2:]), x.dtype, "conv2d Winograd kernel")
+    tiling.transform_kernel(kernel, weights)
+    return winograd_tiles_forward(
+        x, weights, bias, out, pad_top, pad_left, single_threaded, tile_size
+    )
 
 
-# The output and grad_output transforms of a tiling, by its tile size: 2 for
-# F(2x2, 3x3), 3 for F(3x3, 2x2).  Both share the input transform.
-_TILE_TRANSFORMS = {
-    2: (winograd_kernels.transform_output, winograd_kernels.transform_grad_output),
-    3: (winograd_strided_kernels.transform_output, winograd_strided_kernels.transform_grad_output),
+class _Tiling(NamedTuple):
+    """The transforms of one Winograd tiling, by the size of its output tiles."""
+
+    elements: int  # transformed elements per tile: 16 for 4x4 input tiles, 36 for 6x6
+    transform_input: object
+    transform_output: object
+    transform_grad_output: object
+    transform_kernel: object
+    transform_weights_grad: object
+
+
+# 2: F(2x2, 3x3) and 4: F(4x4, 3x3), for 3x3 stride-1 kernels; 3: F(3x3, 2x2) over
+# stride phases (numconv.nn._winograd_strided, which transforms its own kernels).
+# F(2x2, 3x3) and F(3x3, 2x2) share their 4x4 input transform.
+TILINGS = {
+    2: _Tiling(16, winograd_kernels.transform_input, winograd_kernels.transform_output,
+               winograd_kernels.transform_grad_output, winograd_kernels.transform_kernel,
+               winograd_kernels.transform_weights_grad),
+    3: _Tiling(16, winograd_kernels.transform_input, winograd_strided_kernels.transform_output,
+               winograd_strided_kernels.transform_grad_output,
+               winograd_strided_kernels.transform_kernel,
+               winograd_strided_kernels.transform_weights_grad),
+    4: _Tiling(36, winograd4x4_kernels.transform_input, winograd4x4_kernels.transform_output,
+               winograd4x4_kernels.transform_grad_output, winograd4x4_kernels.transform_kernel,
+               winograd4x4_kernels.transform_weights_grad),
 }
 
 
 def winograd_tiles_forward(x, weights, bias, out, pad_top, pad_left, single_threaded,
                            tile_size=2, strides=(1, 1)):
-    """``out`` (N, OH, OW, F) + ``bias`` from the transformed kernel ``weights`` (16, C', F).
+    """``out`` (N, OH, OW, F) + ``bias`` from the transformed kernel ``weights`` (E, C', F).
 
     See ``winograd_tiles``.  Returns False, leaving ``out`` partly written, when
     ``x`` holds an Inf or NaN.
     """
-    transform_output = _TILE_TRANSFORMS[tile_size][0]
+    transform_output = TILINGS[tile_size].transform_output
     if bias is None:
         bias = np.zeros(weights.shape[2], dtype=x.dtype)
 
@@ -448,28 +497,35 @@ def winograd_tiles(x, weights, out_shape, write, pad_top, pad_left, single_threa
                    tile_size=2, strides=(1, 1)):
     """The Winograd products of a convolution with output shape ``out_shape`` (N, OH, OW, F).
 
-    Tiles of ``tile_size`` x ``tile_size`` outputs; ``weights`` (16, C', F) is the
-    transformed kernel, ``C' = C * stride_h * stride_w`` (the input is read through
-    its stride phases, see ``winograd_kernels.transform_input``).  The tiles are cut
-    into lanes (``runtime.run_lanes``); each lane transforms and multiplies its own
-    chunks on its own thread and hands each chunk's products (16, chunk, F) to
+    Tiles of ``tile_size`` x ``tile_size`` outputs (``TILINGS``); ``weights`` (E, C',
+    F) is the transformed kernel, E its elements per tile, ``C' = C * stride_h *
+    stride_w`` (the input is read through its stride phases, see
+    ``winograd_kernels.transform_input``).  The tiles are cut into lanes
+    (``runtime.run_lanes``); each lane transforms and multiplies its own chunks on
+    its own thread and hands each chunk's products (E, chunk, F) to
     ``write(products, tile0, tile1, tiles_h, tiles_w)``.  Returns False as soon as
     ``x`` turns out to hold an Inf or NaN.
     """
-    channels, filters = weights.shape[1], weights.shape[2]
+    elements, channels, filters = weights.shape
+    transform_input = TILINGS[tile_size].transform_input
     tiles_h, tiles_w = -(-out_shape[1] // tile_size), -(-out_shape[2] // tile_size)
     ranges = _lane_ranges(out_shape[0] * tiles_h * tiles_w, single_threaded)
-    chunk = _single_thread_rows(channels, filters)
+    # F(2x2, 3x3)'s 16 one-thread products per chunk; F(4x4, 3x3) takes as many
+    # elements in fewer tiles, so its buffers stay as large (float64 lenet2 forward,
+    # 2 lanes: 3.6 ms with as many tiles, 2.1 with as many elements; F(2x2, 3x3) 2.8),
+    # but no fewer than WINOGRAD_MIN_TILES tiles.
+    rows = _single_thread_rows(channels, filters)
+    chunk = max(min(rows, WINOGRAD_MIN_TILES), rows * 16 // elements)
 
     def lane(index):
         first, stop = ranges[index]
-        tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
-        products = allocate((16, chunk, filters), x.dtype, "conv2d Winograd product buffer")
+        tiles = allocate((elements, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
+        products = allocate((elements, chunk, filters), x.dtype, "conv2d Winograd product buffer")
         finite = allocate((chunk,), x.dtype, "conv2d Winograd check")
         with blas_warnings_off():
             for tile0, tile1 in _winograd_chunks(first, stop, chunk):
                 count = tile1 - tile0
-                winograd_kernels.transform_input(
+                transform_input(
                     x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left,
                     tile_size, *strides,
                 )
@@ -483,7 +539,7 @@ def winograd_tiles(x, weights, out_shape, write, pad_top, pad_left, single_threa
 
 
 def winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
-    """3x3 stride-1 convolution with any dilation by Winograd F(2x2, 3x3).
+    """3x3 stride-1 convolution with any dilation by Winograd (``_winograd_forward``).
 
     With dilation (dh, dw), output rows ``oh = dh * p + a`` only read input
     rows ``dh * (p + kh + q) + r``, where ``a - pad_top = dh * q + r``
@@ -585,7 +641,7 @@ def _stacked_phases(x, kernel, bias, out, dilation_rate, pad_top, pad_left, sing
 
 def winograd_grad_kernel(x, grad_output, grad_kernel, dilation_rate, pad_top, pad_left,
                          single_threaded):
-    """Kernel gradient of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3).
+    """Kernel gradient of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3) or F(2x2, 3x3).
 
     A dilated kernel's gradient is the undilated gradient over the stacked
     polyphase components (``_uniform_phases``): the sum over phases is the sum
@@ -610,18 +666,19 @@ def winograd_grad_kernel(x, grad_output, grad_kernel, dilation_rate, pad_top, pa
 
 def _winograd_grad_kernel(x, grad_output, grad_kernel, pad_top, pad_left, single_threaded):
     """``grad_kernel`` of an undilated 3x3 stride-1 convolution (see winograd_grad_kernel)."""
+    tile_size = winograd_tile_size(grad_output.shape[1], grad_output.shape[2], x.dtype)
     sums = winograd_tiles_grad_kernel(
-        x, grad_output, grad_kernel.shape[2], pad_top, pad_left, single_threaded
+        x, grad_output, grad_kernel.shape[2], pad_top, pad_left, single_threaded, tile_size
     )
     if sums is None:
         return False
-    winograd_kernels.transform_weights_grad(sums, grad_kernel)
+    TILINGS[tile_size].transform_weights_grad(sums, grad_kernel)
     return True
 
 
 def winograd_tiles_grad_kernel(x, grad_output, channels, pad_top, pad_left, single_threaded,
                                tile_size=2, strides=(1, 1)):
-    """The gradient (16, C', F) of the transformed kernel, tiles as in winograd_tiles_forward.
+    """The gradient (E, C', F) of the transformed kernel, tiles as in winograd_tiles_forward.
 
     Each lane sums ``tiles[e]^T @ gtiles[e]`` over its chunks, in chunk order
     (the first product written straight into its sum); the lanes' sums are
@@ -633,35 +690,40 @@ def winograd_tiles_grad_kernel(x, grad_output, channels, pad_top, pad_left, sing
     out_h, out_w = grad_output.shape[1], grad_output.shape[2]
     tiles_h, tiles_w = -(-out_h // tile_size), -(-out_w // tile_size)
     ranges = _lane_ranges(grad_output.shape[0] * tiles_h * tiles_w, single_threaded)
-    transform_grad_output = _TILE_TRANSFORMS[tile_size][1]
+    tiling = TILINGS[tile_size]
+    elements = tiling.elements
     chunk, block = _grad_kernel_blocking(channels, filters)
 
     def lane(index):
         first, stop = ranges[index]
-        tiles = allocate((16, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
-        gtiles = allocate((16, chunk, filters), x.dtype, "conv2d Winograd gradient tile buffer")
-        total = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel gradient")
-        partial = allocate((16, channels, filters), x.dtype, "conv2d Winograd kernel gradient")
+        tiles = allocate((elements, chunk, channels), x.dtype, "conv2d Winograd tile buffer")
+        gtiles = allocate((elements, chunk, filters), x.dtype,
+                          "conv2d Winograd gradient tile buffer")
+        total = allocate((elements, channels, filters), x.dtype, "conv2d Winograd kernel gradient")
+        partial = allocate((elements, channels, filters), x.dtype,
+                           "conv2d Winograd kernel gradient")
         x_finite = allocate((chunk,), x.dtype, "conv2d Winograd check")
         grad_finite = allocate((chunk,), x.dtype, "conv2d Winograd check")
         total.fill(0.0)  # an empty lane adds nothing
         with blas_warnings_off():
             for tile0, tile1 in _winograd_chunks(first, stop, chunk):
                 count = tile1 - tile0
-                winograd_kernels.transform_input(
+                tiling.transform_input(
                     x, tiles, x_finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left,
                     tile_size, *strides,
                 )
-                transform_grad_output(
+                tiling.transform_grad_output(
                     grad_output, gtiles, grad_finite, tile0, tile1, tiles_h, tiles_w
                 )
                 if np.isnan(x_finite[:count]).any() or np.isnan(grad_finite[:count]).any():
                     return None
-                # (16, blocks, block, T) @ (16, 1, T, F): one product per block of rows.
+                # (E, blocks, block, T) @ (E, 1, T, F): one product per block of rows.
                 product = np.matmul(
-                    tiles[:, :count].transpose(0, 2, 1).reshape(16, -1, block, count),
+                    tiles[:, :count].transpose(0, 2, 1).reshape(elements, -1, block, count),
                     gtiles[:, None, :count],
-                    out=(total if tile0 == first else partial).reshape(16, -1, block, filters),
+                    out=(total if tile0 == first else partial).reshape(
+                        elements, -1, block, filters
+                    ),
                 )
                 if tile0 != first:
                     np.add(total, product.reshape(total.shape), out=total)
