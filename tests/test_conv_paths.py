@@ -206,27 +206,30 @@ WINOGRAD_PROBLEMS = [
 ]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+# (tile size, chunk regime, budget, dtype): F(4x4, 3x3) serves float64 only.
+WINOGRAD_RUNS = [
+    (2, regime, budget, dtype)
+    for regime, budget in [
+        ("threaded", 64),
+        ("threaded", 2 << 20),
+        ("single", 1),
+        ("single", 300),
+        ("single", 1 << 19),
+    ]
+    for dtype in (np.float32, np.float64)
+] + [
+    (4, regime, budget, np.float64)
+    for regime, budget in [("threaded", 64), ("single", 1), ("single", 1 << 19)]
+]
+
+
 @pytest.mark.parametrize("x_shape, kernel_shape, options", WINOGRAD_PROBLEMS)
-@pytest.mark.parametrize(
-    "tile_size, regime, budget",
-    [
-        (2, "threaded", 64),
-        (2, "threaded", 2 << 20),
-        (2, "single", 1),
-        (2, "single", 300),
-        (2, "single", 1 << 19),
-        (4, "threaded", 64),
-        (4, "single", 1),
-        (4, "single", 1 << 19),
-    ],
-)
+@pytest.mark.parametrize("tile_size, regime, budget, dtype", WINOGRAD_RUNS)
 def test_winograd_paths_match_reference(
     monkeypatch, tile_size, regime, budget, x_shape, kernel_shape, options, dtype
 ):
     # Winograd forward and kernel gradient, and the stride-1 input gradient through
-    # Winograd too, in either tiling (float32 only takes F(2x2, 3x3) unforced); small
-    # budgets give one tile per chunk.
+    # Winograd too, in either tiling; small budgets give one tile per chunk.
     monkeypatch.setattr(nn_conv, "winograd_tile_size", lambda out_h, out_w, dtype: tile_size)
     set_chunk_budget(monkeypatch, regime, budget)
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
