@@ -129,15 +129,25 @@ def _flags_sum(flags, depth):
 
 
 @jit.kernel()
+def load_tile(x, patch, t, tiles_h, tiles_w, pad_top, pad_left, tile_size, size, stride_h,
+              stride_w):
+    """The ``size`` x ``size`` input window of flat tile ``t`` (``tile_size`` outputs per
+    side) into ``patch`` rows ``0 .. size * size - 1``, with row ``size * size`` as
+    the flags of ``_load_window``; returns its finiteness (0 or NaN)."""
+    n, th, tw = tile_position(t, tiles_h, tiles_w)
+    top = stride_h * tile_size * th - pad_top
+    left = stride_w * tile_size * tw - pad_left
+    return _load_window(x, patch, patch[size * size], n, top, left, size, stride_h, stride_w)
+
+
+@jit.kernel()
 def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch,
                 tile_size, stride_h, stride_w):
     channels = tiles.shape[2]
-    n, th, tw = tile_position(t, tiles_h, tiles_w)
     # patch rows 0-15: the 4x4 input tile; row 16: finiteness flags.
     slot = t - tile0
-    top = stride_h * tile_size * th - pad_top
-    left = stride_w * tile_size * tw - pad_left
-    finite[slot] = _load_window(x, patch, patch[16], n, top, left, 4, stride_h, stride_w)
+    finite[slot] = load_tile(x, patch, t, tiles_h, tiles_w, pad_top, pad_left, tile_size, 4,
+                             stride_h, stride_w)
     # B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]].
     for j in range(4):
         for c in range(channels):

@@ -29,7 +29,7 @@ instead of 16: ``tiles`` (36, T, C), ``products`` (36, T, F), ``weights``
 import numpy as np
 
 from . import jit
-from .winograd import _load_window, tile_position
+from .winograd import _load_window, load_tile, tile_position
 
 
 @jit.kernel()
@@ -70,12 +70,10 @@ def transform_kernel(kernel, weights):
 def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch,
                 stride_h, stride_w, constants):
     channels = tiles.shape[2]
-    n, th, tw = tile_position(t, tiles_h, tiles_w)
     # patch rows 0-35: the 6x6 input tile; row 36: finiteness flags.
     slot = t - tile0
-    top = stride_h * 4 * th - pad_top
-    left = stride_w * 4 * tw - pad_left
-    finite[slot] = _load_window(x, patch, patch[36], n, top, left, 6, stride_h, stride_w)
+    finite[slot] = load_tile(x, patch, t, tiles_h, tiles_w, pad_top, pad_left, 4, 6,
+                             stride_h, stride_w)
     two, four, five, _ = constants
     # B^T d B: first down the columns, in place, then along the rows into ``tiles``.
     for j in range(6):
