@@ -26,6 +26,7 @@ import numpy as np
 from .._memory import allocate
 from ..kernels import winograd_strided as kernels
 from ._conv_paths import (
+    TILINGS,
     col2im_grad_input,
     winograd_tiles,
     winograd_tiles_forward,
@@ -33,6 +34,7 @@ from ._conv_paths import (
 )
 
 TILE_SIZE = 3  # outputs per tile side of F(3x3, 2x2)
+TILING = TILINGS[TILE_SIZE]
 
 
 def phase_kernel(kernel, strides):
@@ -58,8 +60,8 @@ def _unphase_kernel(phased, kernel_shape, strides):
 
 def _transformed(phased):
     """The 16 F(3x3, 2x2) weight matrices (16, C', F) of a 2x2 kernel."""
-    weights = allocate((16, *phased.shape[2:]), phased.dtype, "conv2d Winograd kernel")
-    kernels.transform_kernel(phased, weights)
+    weights = allocate((TILING.elements, *phased.shape[2:]), phased.dtype, "conv2d Winograd kernel")
+    TILING.transform_kernel(phased, weights)
     return weights
 
 
@@ -121,6 +123,6 @@ def grad_kernel(x, grad_output, grad_kernel, geometry):
     if sums is None:
         return False
     phased = allocate((2, 2, *sums.shape[1:]), sums.dtype, "conv2d Winograd kernel gradient")
-    kernels.transform_weights_grad(sums, phased)
+    TILING.transform_weights_grad(sums, phased)
     grad_kernel[...] = _unphase_kernel(phased, grad_kernel.shape, geometry.strides)
     return True
