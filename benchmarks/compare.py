@@ -59,13 +59,18 @@ class Refused(Exception):
 def best_seconds(function, repeat):
     """Best per-call time of ``function`` over ``repeat`` samples, and its first result.
 
-    The first (untimed) call warms caches and compiles; its result is returned
-    for verification.
+    The first (untimed) call compiles, traces or loads caches; its result is
+    returned for verification.  The calls per sample are set from a second,
+    warm call: set from the first one, a library that compiles (numconv loads
+    its kernels, TensorFlow traces) would get one call per sample on small
+    shapes, timed while its caches and allocator are still warming, while a
+    library with a fast first call got up to 100.
     """
-    start = time.perf_counter()
     result = function()
-    first = time.perf_counter() - start
-    calls = max(1, min(100, int(MIN_SAMPLE_SECONDS / max(first, 1e-9))))
+    start = time.perf_counter()
+    function()
+    warm = time.perf_counter() - start
+    calls = max(1, min(100, int(MIN_SAMPLE_SECONDS / max(warm, 1e-9))))
     best = math.inf
     for _ in range(repeat):
         start = time.perf_counter()
