@@ -172,6 +172,11 @@ def _pack(single_threaded, serial_kernel, parallel_kernel, *args):
     return runtime.launch(not single_threaded, serial_kernel, parallel_kernel, *args)
 
 
+def add_bias(rows, bias, single_threaded):
+    """``rows`` (M, F) += ``bias``, on both cores unless the call is single-threaded."""
+    _pack(single_threaded, gemm_kernels.add_bias_rows_serial, gemm_kernels.add_bias_rows, rows, bias)
+
+
 def _rows_per_chunk(out_w, columns, itemsize, total_rows, filters, single_threaded):
     """Output rows per im2col chunk: as many as fit the buffer budget, at least one.
 
@@ -278,7 +283,7 @@ def gemm_forward(x, kernel, bias, out, out_h, out_w, scalars, single_threaded):
         target = out_rows[row0 * out_w : row1 * out_w]
         np.matmul(cols, weights, out=target)
         if bias is not None:
-            np.add(target, bias, out=target)
+            add_bias(target, bias, single_threaded)
 
 
 def _plane_chunks(first, stop, out_h, chunk):

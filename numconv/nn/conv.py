@@ -206,7 +206,7 @@ def conv2d(
                 out=out_rows,
             )
             if bias is not None:
-                np.add(out_rows, bias, out=out_rows)
+                _paths.add_bias(out_rows, bias, geometry.single_threaded)
     else:
         if bias is None:
             bias = np.zeros(geometry.filters, dtype=dtype)
