@@ -172,6 +172,57 @@ def test_gemm_paths_on_channels_first_planes(
     check_problem(np.random.default_rng(11), x_shape, kernel_shape, dtype, **options)
 
 
+# One input channel and at most 15 taps in channels_first (lenet1): the forward pass
+# and the input gradient run on the depthwise planes kernels (F filters per channel).
+SINGLE_CHANNEL_PROBLEMS = [
+    ((2, 1, 9, 8), (3, 3, 1, 5), dict(padding="same")),
+    ((2, 1, 10, 9), (3, 3, 1, 4), dict(strides=2, padding="same")),  # asymmetric 'same'
+    ((1, 1, 11, 12), (3, 2, 1, 3), dict(dilation_rate=2, padding="valid")),
+    ((2, 3, 1, 7, 6), (2, 2, 1, 4), dict(padding=((2, 0), (1, 3)))),  # batch (2, 3)
+]
+
+
+@pytest.mark.parametrize("dtype, regime", [(np.float32, "threaded"), (np.float64, "single")])
+@pytest.mark.parametrize("x_shape, kernel_shape, options", SINGLE_CHANNEL_PROBLEMS)
+def test_single_channel_channels_first_runs_on_the_planes(
+    monkeypatch, x_shape, kernel_shape, options, dtype, regime
+):
+    options = dict(options, data_format="channels_first")
+    geometry = geometry_of(x_shape, kernel_shape, **options)
+    assert nn_conv_module._planes_jobs(geometry) == ("forward", "grad_input")
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0 if regime == "threaded" else 1 << 62)
+    poison_buffers(monkeypatch)
+    check_problem(np.random.default_rng(12), x_shape, kernel_shape, dtype, **options)
+
+
+def test_single_channel_rule_keeps_larger_kernels_and_channels_last_off_the_planes():
+    planes_jobs = nn_conv_module._planes_jobs
+    cf = dict(data_format="channels_first")
+    assert planes_jobs(geometry_of((2, 1, 28, 28), (5, 5, 1, 8), **cf)) == ()
+    assert planes_jobs(geometry_of((2, 2, 28, 28), (3, 3, 2, 8), **cf)) == ()
+    assert planes_jobs(geometry_of((2, 28, 28, 1), (3, 3, 1, 8))) == ()
+
+
+@pytest.mark.parametrize("paths", [("direct", "direct", "direct"), ("gemm", "col2im", "gemm")])
+@pytest.mark.parametrize("where", ["x", "kernel", "grad_output"])
+def test_single_channel_channels_first_keeps_inf_and_nan_where_they_belong(
+    monkeypatch, where, paths
+):
+    # A non-finite weight must meet the padding's zeros (0 * inf = nan) as in the
+    # reference: the forward pass then leaves the planes, which skip padded taps.
+    force_paths(monkeypatch, *paths)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 1, 6, 7))
+    kernel = rng.standard_normal((3, 3, 1, 4))
+    grad_output = rng.standard_normal((2, 4, 3, 4))
+    target = {"x": x, "kernel": kernel, "grad_output": grad_output}[where]
+    target.flat[-1] = np.inf  # the kernel's bottom-right tap: it meets the padding
+    target.flat[target.size // 2] = np.nan
+    assert_nonfinite_where_reference_has_them(
+        x, kernel, grad_output, strides=2, padding="same", data_format="channels_first"
+    )
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "x_shape, kernel_shape, options",

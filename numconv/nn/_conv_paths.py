@@ -126,12 +126,16 @@ def forward_path(geometry):
         return "winograd"
     if _winograd_strided_fits(geometry):
         return "winograd_strided"
-    few_columns = geometry.kernel_h * geometry.kernel_w * geometry.channels < GEMM_MIN_COLUMNS
     # channels_first output from the direct kernel needs a transposing copy, which
     # costs more than the planes' im2col (lenet1: 2.9 against 1.7 ms, float32).
-    if few_columns and geometry.data_format == "channels_last":
+    if few_columns(geometry) and geometry.data_format == "channels_last":
         return "direct"
     return "gemm"
+
+
+def few_columns(geometry):
+    """Whether an im2col product would have fewer than GEMM_MIN_COLUMNS columns."""
+    return geometry.kernel_h * geometry.kernel_w * geometry.channels < GEMM_MIN_COLUMNS
 
 
 def _winograd_fits_geometry(geometry):
