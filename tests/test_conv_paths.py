@@ -244,6 +244,11 @@ WINOGRAD_PROBLEMS = [
     ((1, 7, 6, 3), (3, 3, 3, 4), dict(padding=((4, 1), (0, 5)))),
     ((3, 1, 5, 2), (3, 3, 2, 2), dict(padding="same")),
     ((2, 6, 5, 7), (3, 3, 6, 5), dict(padding="same", data_format="channels_first")),
+    # channels_first by groups of images per lane (odd batches: a short last group).
+    ((5, 3, 7, 6), (3, 3, 3, 4), dict(padding="same", data_format="channels_first")),
+    ((3, 4, 9, 6), (3, 3, 4, 5), dict(padding=((2, 0), (1, 3)), data_format="channels_first")),
+    ((2, 4, 12, 10), (3, 3, 4, 3), dict(padding="same", dilation_rate=2,
+                                        data_format="channels_first")),
     # Dilated: split into the input's polyphase components (one phase may be empty).
     ((2, 11, 10, 4), (3, 3, 4, 3), dict(padding="same", dilation_rate=2)),
     ((1, 9, 13, 3), (3, 3, 3, 2), dict(padding=((5, 0), (1, 2)), dilation_rate=(2, 3))),

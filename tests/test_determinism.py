@@ -47,6 +47,9 @@ problems = {
     "winograd64": (rng.standard_normal((3, 40, 36, 32)),  # F(4x4, 3x3)
                    rng.standard_normal((3, 3, 32, 48)),
                    dict(padding="same")),
+    "winograd_planes32": (rng.standard_normal((5, 32, 20, 18)).astype(np.float32),  # by image
+                          rng.standard_normal((3, 3, 32, 48)).astype(np.float32),  # groups
+                          dict(padding="same", data_format="channels_first")),
     "gemm_flipped64": (rng.standard_normal((3, 40, 36, 32)),
                        rng.standard_normal((3, 3, 32, 48)),
                        dict(padding="same", dilation_rate=6)),
@@ -69,6 +72,7 @@ paths = {name: (conv.forward_path(geometry), conv.grad_input_path(geometry))
              for name, (x, kernel, options) in problems.items())}
 assert paths["winograd32"] == ("winograd", "flipped"), paths
 assert paths["winograd64"] == ("winograd", "flipped"), paths
+assert paths["winograd_planes32"] == ("winograd", "flipped"), paths
 assert paths["gemm_flipped64"] == ("gemm", "flipped"), paths
 assert paths["gemm_col2im64"] == ("gemm", "col2im"), paths
 assert paths["winograd_strided32"] == ("winograd_strided", "winograd_strided"), paths
@@ -103,7 +107,7 @@ def test_results_are_bit_identical_for_one_and_two_threads(tmp_path):
     two.mkdir()
     results_one = run_with_threads(1, one)
     results_two = run_with_threads(2, two)
-    assert len(results_one) == 36 and results_one.keys() == results_two.keys()
+    assert len(results_one) == 40 and results_one.keys() == results_two.keys()
     for name in results_one:
         assert results_one[name] == results_two[name], f"{name} differs between 1 and 2 threads"
     # The files hold real results, not empty or all-zero arrays.

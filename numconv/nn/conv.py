@@ -162,23 +162,35 @@ def conv2d(
             *geometry.scalars,
         )
         return out_planes.reshape(geometry.output_shape()).astype(result_dtype, copy=False)
-    if path == "gemm" and geometry.data_format == "channels_first":
+    winograd_planes = path == "winograd" and geometry.dilation_rate == (1, 1)
+    if geometry.data_format == "channels_first" and (path == "gemm" or winograd_planes):
         out_planes = allocate(
             (geometry.batch, geometry.filters, geometry.out_h * geometry.out_w),
             dtype,
             "conv2d output",
         )
+        x_planes, kernel = geometry.toplanes(x, dtype), canonical(kernel, dtype)
         with _paths.blas_warnings_off():
-            _paths.gemm_forward_planes(
-                geometry.toplanes(x, dtype),
-                canonical(kernel, dtype),
+            # Winograd declines Inf or NaN in the data: im2col keeps them where they belong.
+            if not winograd_planes or not _paths.winograd_forward_planes(
+                x_planes,
+                kernel,
                 bias,
-                out_planes,
-                geometry.out_h,
-                geometry.out_w,
-                geometry.scalars,
+                out_planes.reshape((geometry.batch, geometry.filters, geometry.out_h, -1)),
+                geometry.pad_top,
+                geometry.pad_left,
                 geometry.single_threaded,
-            )
+            ):
+                _paths.gemm_forward_planes(
+                    x_planes,
+                    kernel,
+                    bias,
+                    out_planes,
+                    geometry.out_h,
+                    geometry.out_w,
+                    geometry.scalars,
+                    geometry.single_threaded,
+                )
         return out_planes.reshape(geometry.output_shape()).astype(result_dtype, copy=False)
     out = allocate(
         (geometry.batch, geometry.out_h, geometry.out_w, geometry.filters), dtype, "conv2d output"
@@ -309,13 +321,16 @@ def conv2d_grads(
     # planes kernels and for the bias; only the other paths need the channels_last copies.
     planes_jobs = _planes_jobs(geometry)
     gin_on_planes = "grad_input" in planes_jobs
-    gin_planes = channels_first and gin_path == "col2im" or gin_on_planes
+    gin_planes = channels_first and gin_path in ("col2im", "flipped") or gin_on_planes
     # An Inf or NaN of grad_output meeting the padding must give NaN (see
     # written_out_padding): the channels_last kernel gradient does that.
     gker_on_planes = (
         "grad_kernel" in planes_jobs and "kernel" in wanted and np.isfinite(grad_output).all()
     )
-    gker_planes = channels_first and gker_path == "gemm" or gker_on_planes
+    gker_winograd_planes = gker_path == "winograd" and geometry.dilation_rate == (1, 1)
+    gker_planes = (
+        channels_first and (gker_path == "gemm" or gker_winograd_planes) or gker_on_planes
+    )
     # The results first: a far-too-large request fails before any work or scratch.
     grad_input_c = grad_kernel_c = grad_bias_c = None
     if "input" in wanted:
@@ -359,6 +374,14 @@ def conv2d_grads(
                     kernel_c,
                     grad_input_c,
                     *scalars,
+                )
+            elif gin_path == "flipped" and gin_planes:
+                _paths.flipped_grad_input(
+                    grad_planes.reshape((geometry.batch, filters, out_h, out_w)),
+                    kernel_c,
+                    grad_input_c,
+                    geometry,
+                    planes=True,
                 )
             elif gin_path == "flipped":
                 _paths.flipped_grad_input(grad_output_c, kernel_c, grad_input_c, geometry)
@@ -404,15 +427,25 @@ def conv2d_grads(
                     *scalars,
                 )
             elif gker_planes:
-                _paths.gemm_grad_kernel_planes(
-                    geometry.toplanes(x, dtype),
-                    grad_planes,
+                x_planes = geometry.toplanes(x, dtype)
+                # Winograd declines Inf or NaN in the data: im2col keeps them where they belong.
+                if not gker_winograd_planes or not _paths.winograd_grad_kernel_planes(
+                    x_planes,
+                    grad_planes.reshape((geometry.batch, filters, out_h, out_w)),
                     grad_kernel_c,
-                    out_h,
-                    out_w,
-                    scalars,
+                    geometry.pad_top,
+                    geometry.pad_left,
                     geometry.single_threaded,
-                )
+                ):
+                    _paths.gemm_grad_kernel_planes(
+                        x_planes,
+                        grad_planes,
+                        grad_kernel_c,
+                        out_h,
+                        out_w,
+                        scalars,
+                        geometry.single_threaded,
+                    )
             else:
                 x_c = geometry.tocanonical(x, dtype)
                 _grad_kernel_into(grad_kernel_c, x_c, grad_output_c, geometry)
