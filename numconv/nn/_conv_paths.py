@@ -526,17 +526,22 @@ def winograd_tiles(x, weights, out_shape, write, pad_top, pad_left, single_threa
     return all(runtime.run_lanes(lane, len(ranges)))
 
 
+def _winograd_chunk_tiles(channels, filters, elements):
+    """Tiles per chunk of a Winograd forward pass (see _WinogradChunks)."""
+    # F(2x2, 3x3)'s 16 one-thread products per chunk; F(4x4, 3x3) takes as many
+    # elements in fewer tiles, so its buffers stay as large (float64 lenet2 forward,
+    # 2 lanes: 3.6 ms with as many tiles, 2.1 with as many elements; F(2x2, 3x3)
+    # 2.8), but no fewer than WINOGRAD_MIN_TILES tiles.
+    rows = _single_thread_rows(channels, filters)
+    return max(min(rows, WINOGRAD_MIN_TILES), rows * 16 // elements)
+
+
 class _WinogradChunks:
     """One lane's buffers and chunk loop: transform, multiply and hand on tiles."""
 
     def __init__(self, dtype, weights, tile_size):
         elements, channels, filters = weights.shape
-        # F(2x2, 3x3)'s 16 one-thread products per chunk; F(4x4, 3x3) takes as many
-        # elements in fewer tiles, so its buffers stay as large (float64 lenet2 forward,
-        # 2 lanes: 3.6 ms with as many tiles, 2.1 with as many elements; F(2x2, 3x3)
-        # 2.8), but no fewer than WINOGRAD_MIN_TILES tiles.
-        rows = _single_thread_rows(channels, filters)
-        self.chunk = chunk = max(min(rows, WINOGRAD_MIN_TILES), rows * 16 // elements)
+        self.chunk = chunk = _winograd_chunk_tiles(channels, filters, elements)
         self.weights = weights
         self.tile_size = tile_size
         self.tiles = allocate((elements, chunk, channels), dtype, "conv2d Winograd tile buffer")
@@ -566,20 +571,15 @@ class _WinogradChunks:
 def winograd_forward_planes(x_planes, kernel, bias, out_planes, pad_top, pad_left,
                             single_threaded):
     """channels_first ``out_planes`` (N, F, OH, OW) of a 3x3 stride-1 undilated convolution
-    of ``x_planes`` (N, C, H, W) by Winograd, with no whole-batch transposed copies.
+    of ``x_planes`` (N, C, H, W) by Winograd, by image groups (``by_image_groups``) of
+    as many images as one chunk of tiles holds (lenet2: 7 images of 36 tiles).
 
-    Each lane takes whole images, a group at a time: it moves the group's planes to
-    channels last in a small buffer, runs the usual Winograd chunks on it into
-    another, and moves that back into the group's output planes.  The buffers stay
-    in cache; the whole-batch copies each cost a pass through memory (float32
-    resnet3x3: 0.7 and 0.8 ms next to a 6.7 ms convolution).  A group holds enough
-    images for one chunk of tiles (lenet2: 8 images of 36 tiles), at least one.
     Returns False, leaving ``out_planes`` partly written, on an Inf or NaN (in
     ``kernel`` too, as ``_winograd_forward``).
     """
     if not np.isfinite(kernel).all():
         return False
-    batch, channels, height, width = x_planes.shape
+    channels = x_planes.shape[1]
     filters, out_h, out_w = out_planes.shape[1:]
     tile_size = winograd_tile_size(out_h, out_w, x_planes.dtype)
     tiling = TILINGS[tile_size]
@@ -589,26 +589,53 @@ def winograd_forward_planes(x_planes, kernel, bias, out_planes, pad_top, pad_lef
     if bias is None:
         bias = np.zeros(filters, dtype=x_planes.dtype)
     tiles_h, tiles_w = -(-out_h // tile_size), -(-out_w // tile_size)
+
+    def make_step():
+        chunks = _WinogradChunks(x_planes.dtype, weights, tile_size)
+
+        def step(x_group, out_group):
+            def write(products, tile0, tile1, tiles_h, tiles_w):
+                tiling.transform_output(products, bias, out_group, tile0, tile1, tiles_h,
+                                        tiles_w)
+
+            return chunks.run(x_group, 0, x_group.shape[0] * tiles_h * tiles_w, tiles_h,
+                              tiles_w, write, pad_top, pad_left)
+
+        return step
+
+    chunk = _winograd_chunk_tiles(channels, filters, tiling.elements)
+    group = _images_per_group(chunk, tiles_h * tiles_w, x_planes.shape[0])
+    return by_image_groups(x_planes, out_planes, make_step, group, single_threaded)
+
+
+def by_image_groups(x_planes, out_planes, make_step, images_per_group, single_threaded):
+    """``out_planes`` (N, F, OH, OW) from ``x_planes`` (N, C, H, W) by a channels_last
+    computation, with no whole-batch transposed copies.
+
+    Each lane takes whole images, ``images_per_group`` at a time: it moves them to
+    channels last in a small buffer, runs ``step(x_group, out_group)`` on it into
+    another (``make_step()`` makes each lane's step; False means an Inf or NaN
+    stopped it) and moves that back into the images' output planes.  The buffers
+    stay in cache; whole-batch copies each cost a pass through memory (float32
+    resnet3x3: 0.7 and 0.8 ms next to a 6.7 ms convolution).  Returns False,
+    leaving ``out_planes`` partly written, when a step did.
+    """
+    batch, channels, height, width = x_planes.shape
+    filters, out_h, out_w = out_planes.shape[1:]
     ranges = _lane_ranges(batch, single_threaded)
 
     def lane(index):
-        chunks = _WinogradChunks(x_planes.dtype, weights, tile_size)
+        step = make_step()
         first, stop = ranges[index]
-        group = _images_per_group(chunks.chunk, tiles_h * tiles_w, stop - first)
+        group = max(1, min(images_per_group, stop - first))
         x_group = allocate((group, height, width, channels), x_planes.dtype,
                            "conv2d channels_last image group")
         out_group = allocate((group, out_h, out_w, filters), x_planes.dtype,
                              "conv2d channels_last output group")
         for n0, n1 in _image_groups(first, stop, group):
             images = n1 - n0
-            x_images = _group_to_channels_last(x_planes, n0, n1, x_group)
             out = out_group[:images]
-
-            def write(products, tile0, tile1, tiles_h, tiles_w):
-                tiling.transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w)
-
-            if not chunks.run(x_images, 0, images * tiles_h * tiles_w, tiles_h, tiles_w, write,
-                              pad_top, pad_left):
+            if not step(_group_to_channels_last(x_planes, n0, n1, x_group), out):
                 return False
             gemm_kernels.swap_last_axes_serial(
                 out.reshape(images, out_h * out_w, filters),
