@@ -321,7 +321,11 @@ def conv2d_grads(
     # planes kernels and for the bias; only the other paths need the channels_last copies.
     planes_jobs = _planes_jobs(geometry)
     gin_on_planes = "grad_input" in planes_jobs
-    gin_planes = channels_first and gin_path in ("col2im", "flipped") or gin_on_planes
+    # (A dilated flipped gradient keeps the channels_last copies: its Winograd form
+    # stacks polyphase components of channels_last data; on the planes' im2col instead,
+    # dilated2's forward + backward took 2x as long.)
+    flipped_planes = gin_path == "flipped" and geometry.dilation_rate == (1, 1)
+    gin_planes = channels_first and (gin_path == "col2im" or flipped_planes) or gin_on_planes
     # An Inf or NaN of grad_output meeting the padding must give NaN (see
     # written_out_padding): the channels_last kernel gradient does that.
     gker_on_planes = (
