@@ -133,6 +133,16 @@ def forward_path(geometry):
     return "gemm"
 
 
+def winograd_on_planes(geometry):
+    """Whether channels_first data reaches the Winograd paths as planes (by_image_groups).
+
+    Undilated only: a dilated kernel's Winograd stacks polyphase components of
+    channels_last data, so it keeps the whole-batch copies (on the planes' im2col
+    instead, dilated2's channels_first forward + backward took 2x as long).
+    """
+    return geometry.data_format == "channels_first" and geometry.dilation_rate == (1, 1)
+
+
 def few_columns(geometry):
     """Whether an im2col product would have fewer than GEMM_MIN_COLUMNS columns."""
     return geometry.kernel_h * geometry.kernel_w * geometry.channels < GEMM_MIN_COLUMNS
@@ -1025,8 +1035,9 @@ def col2im_grad_input_planes(
 def flipped_grad_input(grad_output, kernel, grad_input, geometry, planes=False):
     """Stride 1: grad_input is the convolution of grad_output with the flipped kernel^T.
 
-    With ``planes``, ``grad_output`` (N, F, OH, OW) and ``grad_input`` (N, C, H, W)
-    are channels_first, and no transposed copy of either is made.
+    With ``planes`` (``winograd_on_planes``), ``grad_output`` (N, F, OH, OW) and
+    ``grad_input`` (N, C, H, W) are channels_first, and no transposed copy of either
+    is made.
     """
     flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
     dilation_h, dilation_w = geometry.dilation_rate
@@ -1042,7 +1053,7 @@ def flipped_grad_input(grad_output, kernel, grad_input, geometry, planes=False):
     )
     scalars = (1, 1, dilation_h, dilation_w, pad_top, pad_left)
     if planes:
-        if winograd and geometry.dilation_rate == (1, 1) and winograd_forward_planes(
+        if winograd and winograd_forward_planes(
             grad_output, flipped, None, grad_input, pad_top, pad_left, geometry.single_threaded
         ):
             return

@@ -162,7 +162,7 @@ def conv2d(
             *geometry.scalars,
         )
         return out_planes.reshape(geometry.output_shape()).astype(result_dtype, copy=False)
-    winograd_planes = path == "winograd" and geometry.dilation_rate == (1, 1)
+    winograd_planes = path == "winograd" and _paths.winograd_on_planes(geometry)
     if geometry.data_format == "channels_first" and (path == "gemm" or winograd_planes):
         out_planes = allocate(
             (geometry.batch, geometry.filters, geometry.out_h * geometry.out_w),
@@ -321,17 +321,18 @@ def conv2d_grads(
     # planes kernels and for the bias; only the other paths need the channels_last copies.
     planes_jobs = _planes_jobs(geometry)
     gin_on_planes = "grad_input" in planes_jobs
-    # (A dilated flipped gradient keeps the channels_last copies: its Winograd form
-    # stacks polyphase components of channels_last data; on the planes' im2col instead,
-    # dilated2's forward + backward took 2x as long.)
-    flipped_planes = gin_path == "flipped" and geometry.dilation_rate == (1, 1)
-    gin_planes = channels_first and (gin_path == "col2im" or flipped_planes) or gin_on_planes
+    winograd_planes = _paths.winograd_on_planes(geometry)
+    gin_planes = (
+        channels_first and gin_path == "col2im"
+        or gin_path == "flipped" and winograd_planes
+        or gin_on_planes
+    )
     # An Inf or NaN of grad_output meeting the padding must give NaN (see
     # written_out_padding): the channels_last kernel gradient does that.
     gker_on_planes = (
         "grad_kernel" in planes_jobs and "kernel" in wanted and np.isfinite(grad_output).all()
     )
-    gker_winograd_planes = gker_path == "winograd" and geometry.dilation_rate == (1, 1)
+    gker_winograd_planes = gker_path == "winograd" and winograd_planes
     gker_planes = (
         channels_first and (gker_path == "gemm" or gker_winograd_planes) or gker_on_planes
     )
