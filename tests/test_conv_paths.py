@@ -235,9 +235,9 @@ def test_flipped_input_gradient_matches_reference(
     check_problem(np.random.default_rng(2), x_shape, kernel_shape, dtype, **options)
 
 
-# 3x3, stride 1, no dilation: what Winograd F(2x2, 3x3) and F(4x4, 3x3) take.  Odd output sizes
+# 3x3, stride 1: what Winograd F(2x2, 3x3) and F(4x4, 3x3) take.  Odd output sizes
 # (partial tiles), pads wider than the kernel (negative pads in the flipped
-# input gradient), one-row images, channels_first.
+# input gradient), one-row images, channels_first, dilations.
 WINOGRAD_PROBLEMS = [
     ((2, 9, 11, 5), (3, 3, 5, 7), dict(padding="same")),
     ((2, 8, 6, 4), (3, 3, 4, 3), dict(padding="valid")),
@@ -249,16 +249,16 @@ WINOGRAD_PROBLEMS = [
     ((3, 4, 9, 6), (3, 3, 4, 5), dict(padding=((2, 0), (1, 3)), data_format="channels_first")),
     ((2, 4, 12, 10), (3, 3, 4, 3), dict(padding="same", dilation_rate=2,
                                         data_format="channels_first")),
-    # Dilated: split into the input's polyphase components (one phase may be empty).
+    # Dilated: tiles of outputs dilation apart, one polyphase component each (sizes
+    # not divisible by the dilation leave some tiles part or all of a phase short).
     ((2, 11, 10, 4), (3, 3, 4, 3), dict(padding="same", dilation_rate=2)),
     ((1, 9, 13, 3), (3, 3, 3, 2), dict(padding=((5, 0), (1, 2)), dilation_rate=(2, 3))),
     ((2, 1, 7, 2), (3, 3, 2, 3), dict(padding="same", dilation_rate=(2, 1))),
     ((1, 12, 12, 2), (3, 3, 2, 2), dict(padding="valid", dilation_rate=4)),
-    # Sizes divisible by the dilation: all phases stacked into one batch.
     ((2, 12, 10, 4), (3, 3, 4, 3), dict(padding="same", dilation_rate=2)),
-    ((1, 8, 9, 3), (3, 3, 3, 2), dict(padding="same", dilation_rate=(2, 3))),
-    # Same sizes, but the phases' paddings differ: one pass per phase.
     ((2, 12, 10, 4), (3, 3, 4, 3), dict(padding=((1, 3), (1, 3)), dilation_rate=2)),
+    ((3, 3, 8, 9), (3, 3, 3, 2), dict(padding="same", dilation_rate=(2, 3),
+                                      data_format="channels_first")),
 ]
 
 
@@ -286,7 +286,7 @@ def test_winograd_paths_match_reference(
 ):
     # Winograd forward and kernel gradient, and the stride-1 input gradient through
     # Winograd too, in either tiling; small budgets give one tile per chunk.
-    monkeypatch.setattr(nn_conv, "winograd_tile_size", lambda out_h, out_w, dtype: tile_size)
+    monkeypatch.setattr(nn_conv, "winograd_tile_size", lambda *shape_and_dtype: tile_size)
     set_chunk_budget(monkeypatch, regime, budget)
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_TILES", 1)
@@ -567,7 +567,7 @@ def test_nan_and_inf_propagate_through_blas(monkeypatch):
 
 @pytest.mark.parametrize("where", ["x", "kernel", "grad_output"])
 @pytest.mark.parametrize("dilation_rate", [1, 2])
-@pytest.mark.parametrize("height", [9, 8])  # 8: dilated phases stacked into one batch
+@pytest.mark.parametrize("height", [9, 8])  # 9: a short last row of tiles
 def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(
     monkeypatch, where, dilation_rate, height
 ):
@@ -587,9 +587,9 @@ def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_stacked_dilation_phases_do_not_depend_on_the_thread_count(monkeypatch, dtype):
-    # dilated2's shape class, smaller: the phases go through Winograd as one batch,
-    # in lanes of several chunks; one thread and two give the same bits.
+def test_dilated_winograd_does_not_depend_on_the_thread_count(monkeypatch, dtype):
+    # dilated2's shape class, smaller: tiles of all four phases in lanes of several
+    # chunks; one thread and two give the same bits.
     monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(nn_conv, "BLAS_SINGLE_THREAD_WORK", 16 * 16 * 40)
     rng = np.random.default_rng(12)

@@ -12,22 +12,28 @@ matrix products that the caller hands to BLAS:
 * ``transform_kernel(kernel, weights)``: ``weights[e, c, f]`` = ``(G g G^T)``
   of ``kernel[:, :, c, f]`` (``e = 4 * i + j``).
 * ``transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w,
-  pad_top, pad_left)``: ``tiles[e, t - tile0, :]`` = ``(B^T d B)`` of flat
-  tile ``t = (n * tiles_h + th) * tiles_w + tw`` for ``tile0 <= t < tile1``;
-  zero outside the image (padding by index bounds).  ``finite[t - tile0]`` is
-  NaN when the tile holds an Inf or NaN: the transforms would spread it to
-  outputs whose windows do not contain it, so the caller then falls back to a
-  path without transforms.
-* ``transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w)``:
-  writes ``A^T m A + bias`` of those tiles into ``out`` (N, OH, OW, F),
-  dropping the outputs past ``OH`` / ``OW``.
+  pad_top, pad_left, tile_size, stride_h, stride_w, dilation_h, dilation_w)``:
+  ``tiles[e, t - tile0, :]`` = ``(B^T d B)`` of flat tile ``t = (n * tiles_h
+  + th) * tiles_w + tw`` for ``tile0 <= t < tile1``; zero outside the image
+  (padding by index bounds).  ``finite[t - tile0]`` is NaN when the tile
+  holds an Inf or NaN: the transforms would spread it to outputs whose
+  windows do not contain it, so the caller then falls back to a path without
+  transforms.
+* ``transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w,
+  dilation_h, dilation_w)``: writes ``A^T m A + bias`` of those tiles into
+  ``out`` (N, OH, OW, F), dropping the outputs past ``OH`` / ``OW``.
 * ``transform_grad_output(grad_output, gtiles, finite, tile0, tile1,
-  tiles_h, tiles_w)``: ``gtiles[e, t - tile0, :]`` = ``(A dY A^T)`` of the 2x2
-  ``grad_output`` tile ``t`` (zero past ``OH`` / ``OW``), with the same
-  ``finite`` flags; for the kernel gradient
+  tiles_h, tiles_w, dilation_h, dilation_w)``: ``gtiles[e, t - tile0, :]`` =
+  ``(A dY A^T)`` of the 2x2 ``grad_output`` tile ``t`` (zero past ``OH`` /
+  ``OW``), with the same ``finite`` flags; for the kernel gradient
   ``weights_grad[e] = sum over tiles of tiles[e]^T @ gtiles[e]``.
 * ``transform_weights_grad(weights_grad, grad_kernel)``: ``G^T m G`` of each
   ``weights_grad[:, c, f]``, the adjoint of ``transform_kernel``.
+
+Dilated kernels need no copies: a tile's outputs and window elements are
+``dilation`` apart (``tile_origin``), so each tile reads one polyphase
+component of the input in place.  With unit dilation the tiles are the plain
+ones.
 
 The tile transforms are serial: ``numconv.nn`` runs them in lanes of tiles,
 one Python thread per lane, next to the BLAS products of the same lane
@@ -70,15 +76,35 @@ def tile_position(t, tiles_h, tiles_w):
 
 
 @jit.kernel()
-def _load_window(array, patch, flags, n, top, left, size, stride_h, stride_w):
+def tile_origin(t, tiles_h, tiles_w, tile_size, dilation_h, dilation_w):
+    """(image, first output row, first output column) of flat tile ``t``, whose
+    ``tile_size`` x ``tile_size`` outputs lie ``dilation`` rows and columns apart.
+
+    Tile rows ``th`` take the output rows' phases in turn: tile row ``th``
+    covers the rows ``a + dilation_h * (tile_size * (th // dilation_h) + i)``
+    with ``a = th % dilation_h``: one polyphase component each, which a dilated
+    3x3 kernel reads as an undilated one (see ``tile_grid`` in numconv.nn).
+    """
+    n, th, tw = tile_position(t, tiles_h, tiles_w)
+    return n, _tile_start(th, tile_size, dilation_h), _tile_start(tw, tile_size, dilation_w)
+
+
+@jit.kernel()
+def _tile_start(index, tile_size, dilation):
+    return index // dilation * tile_size * dilation + index % dilation
+
+
+@jit.kernel()
+def _load_window(array, patch, flags, n, top, left, size, stride_h, stride_w, dilation_h,
+                 dilation_w):
     """Copy a ``size`` x ``size`` window of ``array[n]`` into ``patch`` rows
     ``0 .. size * size - 1`` (zeros outside the array).
 
     Window element ``(i, j)`` holds the ``stride_h * stride_w`` pixels
-    ``(top + stride_h * i + rh, left + stride_w * j + rw)``, one after the other
-    (``rh``, then ``rw``, then the channels): the window of the image's
-    space-to-depth rearrangement, read in place.  With unit strides it is the
-    plain window at ``(top, left)``.
+    ``(top + dilation_h * (stride_h * i + rh), left + dilation_w * (stride_w * j
+    + rw))``, one after the other (``rh``, then ``rw``, then the channels): the
+    window of the image's space-to-depth rearrangement, read in place.  With
+    unit strides it is the window of ``dilation``-spaced pixels at ``(top, left)``.
 
     Returns 0 when the window's values are all finite, NaN otherwise: ``v - v``
     is 0 for a finite ``v`` and NaN for Inf or NaN, summed into ``flags`` per
@@ -88,9 +114,9 @@ def _load_window(array, patch, flags, n, top, left, size, stride_h, stride_w):
     flags[:] = 0.0
     if stride_h == 1 and stride_w == 1:  # the plain window, without the phase loops (10 % faster)
         for i in range(size):
-            y = top + i
+            y = top + dilation_h * i
             for j in range(size):
-                x = left + j
+                x = left + dilation_w * j
                 row = patch[size * i + j]
                 if y < 0 or y >= height or x < 0 or x >= width:
                     for d in range(depth):
@@ -105,9 +131,9 @@ def _load_window(array, patch, flags, n, top, left, size, stride_h, stride_w):
         for j in range(size):
             row = patch[size * i + j]
             for rh in range(stride_h):
-                y = top + stride_h * i + rh
+                y = top + dilation_h * (stride_h * i + rh)
                 for rw in range(stride_w):
-                    x = left + stride_w * j + rw
+                    x = left + dilation_w * (stride_w * j + rw)
                     base = (rh * stride_w + rw) * depth
                     if y < 0 or y >= height or x < 0 or x >= width:
                         for d in range(depth):
@@ -130,24 +156,24 @@ def _flags_sum(flags, depth):
 
 @jit.kernel()
 def load_tile(x, patch, t, tiles_h, tiles_w, pad_top, pad_left, tile_size, size, stride_h,
-              stride_w):
+              stride_w, dilation_h, dilation_w):
     """The ``size`` x ``size`` input window of flat tile ``t`` (``tile_size`` outputs per
-    side) into ``patch`` rows ``0 .. size * size - 1``, with row ``size * size`` as
-    the flags of ``_load_window``; returns its finiteness (0 or NaN)."""
-    n, th, tw = tile_position(t, tiles_h, tiles_w)
-    top = stride_h * tile_size * th - pad_top
-    left = stride_w * tile_size * tw - pad_left
-    return _load_window(x, patch, patch[size * size], n, top, left, size, stride_h, stride_w)
+    side, see ``tile_origin``) into ``patch`` rows ``0 .. size * size - 1``, with row
+    ``size * size`` as the flags of ``_load_window``; returns its finiteness (0 or NaN)."""
+    n, oh, ow = tile_origin(t, tiles_h, tiles_w, tile_size, dilation_h, dilation_w)
+    return _load_window(x, patch, patch[size * size], n, stride_h * oh - pad_top,
+                        stride_w * ow - pad_left, size, stride_h, stride_w, dilation_h,
+                        dilation_w)
 
 
 @jit.kernel()
 def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch,
-                tile_size, stride_h, stride_w):
+                tile_size, stride_h, stride_w, dilation_h, dilation_w):
     channels = tiles.shape[2]
     # patch rows 0-15: the 4x4 input tile; row 16: finiteness flags.
     slot = t - tile0
     finite[slot] = load_tile(x, patch, t, tiles_h, tiles_w, pad_top, pad_left, tile_size, 4,
-                             stride_h, stride_w)
+                             stride_h, stride_w, dilation_h, dilation_w)
     # B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]].
     for j in range(4):
         for c in range(channels):
@@ -169,28 +195,31 @@ def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left,
 
 @jit.kernel()
 def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left,
-                    tile_size, stride_h, stride_w):
+                    tile_size, stride_h, stride_w, dilation_h, dilation_w):
     """B^T d B of flat tiles ``[tile0, tile1)`` into ``tiles`` (16, T, C * stride_h * stride_w).
 
     A tile gives ``tile_size`` x ``tile_size`` outputs (2 for F(2x2, 3x3), 3 for
-    F(3x3, 2x2)); its 4x4 input window starts at row ``stride_h * tile_size *
-    th - pad_top`` and reads ``x`` through its stride phases (``_load_window``).
+    F(3x3, 2x2)) starting at ``(oh, ow)`` (``tile_origin``); its 4x4 input window
+    starts at row ``stride_h * oh - pad_top`` and reads ``x`` through its stride
+    phases and dilation (``_load_window``).
     ``finite[t - tile0]`` is 0 when the tile's inputs are finite, NaN otherwise.
     """
     patch = np.empty((17, tiles.shape[2]), dtype=tiles.dtype)
     for t in range(tile0, tile1):
         _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch,
-                    tile_size, stride_h, stride_w)
+                    tile_size, stride_h, stride_w, dilation_h, dilation_w)
 
 
 @jit.kernel()
-def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w):
+def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, dilation_h, dilation_w):
     out_h, out_w, filters = out.shape[1], out.shape[2], out.shape[3]
-    n, th, tw = tile_position(t, tiles_h, tiles_w)
+    n, oh, ow = tile_origin(t, tiles_h, tiles_w, 2, dilation_h, dilation_w)
+    if oh >= out_h or ow >= out_w:  # a phase with no outputs left in this tile
+        return
     slot = t - tile0
-    oh, ow = 2 * th, 2 * tw
-    has_bottom = oh + 1 < out_h
-    has_right = ow + 1 < out_w
+    down, right = oh + dilation_h, ow + dilation_w
+    has_bottom = down < out_h
+    has_right = right < out_w
     out00 = out[n, oh, ow]
     for f in range(filters):
         # A^T m A, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]: first the rows, then the columns.
@@ -204,18 +233,19 @@ def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w):
         s13 = products[7, slot, f] - products[11, slot, f] - products[15, slot, f]
         out00[f] = s00 + s01 + s02 + bias[f]
         if has_right:
-            out[n, oh, ow + 1, f] = s01 - s02 - s03 + bias[f]
+            out[n, oh, right, f] = s01 - s02 - s03 + bias[f]
         if has_bottom:
-            out[n, oh + 1, ow, f] = s10 + s11 + s12 + bias[f]
+            out[n, down, ow, f] = s10 + s11 + s12 + bias[f]
             if has_right:
-                out[n, oh + 1, ow + 1, f] = s11 - s12 - s13 + bias[f]
+                out[n, down, right, f] = s11 - s12 - s13 + bias[f]
 
 
 @jit.kernel()
-def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
+def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w, dilation_h,
+                     dilation_w):
     """A^T m A + bias of flat tiles ``[tile0, tile1)`` into ``out`` (N, OH, OW, F)."""
     for t in range(tile0, tile1):
-        _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w)
+        _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, dilation_h, dilation_w)
 
 
 # ---------------------------------------------------------------------------
@@ -227,13 +257,15 @@ def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
 
 
 @jit.kernel()
-def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch):
+def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, dilation_h,
+                      dilation_w, patch):
     filters = grad_output.shape[3]
-    n, th, tw = tile_position(t, tiles_h, tiles_w)
+    n, oh, ow = tile_origin(t, tiles_h, tiles_w, 2, dilation_h, dilation_w)
     # patch rows 0-3: the 2x2 tile dY (zero past the edge); row 4: finiteness flags;
     # rows 5-12: the intermediate of the transform.
     slot = t - tile0
-    finite[slot] = _load_window(grad_output, patch, patch[4], n, 2 * th, 2 * tw, 2, 1, 1)
+    finite[slot] = _load_window(grad_output, patch, patch[4], n, oh, ow, 2, 1, 1, dilation_h,
+                                dilation_w)
     # A dY A^T with A = [[1, 0], [1, 1], [1, -1], [0, -1]]: each pair (y0, y1)
     # spreads to (y0, y0 + y1, y0 - y1, -y1), first down the columns (into
     # patch rows 5-12: row i of the 4x2 intermediate is rows 5 + 2i, 6 + 2i),
@@ -255,14 +287,16 @@ def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, p
 
 
 @jit.kernel()
-def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w):
+def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w,
+                          dilation_h, dilation_w):
     """A dY A^T of the 2x2 ``grad_output`` tiles ``[tile0, tile1)`` into ``gtiles`` (16, T, F).
 
     ``finite[t - tile0]`` is 0 when the tile's values are finite, NaN otherwise.
     """
     patch = np.empty((13, grad_output.shape[3]), dtype=gtiles.dtype)
     for t in range(tile0, tile1):
-        _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch)
+        _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, dilation_h,
+                          dilation_w, patch)
 
 
 @jit.kernel()

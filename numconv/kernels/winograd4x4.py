@@ -22,14 +22,14 @@ B and A hold small integers (exact); G's fractions are applied to the kernel
 once, in float64.  The functions and their arguments are those of
 :mod:`numconv.kernels.winograd` with 36 transformed elements (``e = 6 * i + j``)
 instead of 16: ``tiles`` (36, T, C), ``products`` (36, T, F), ``weights``
-(36, C, F); flat tile ``t = (n * tiles_h + th) * tiles_w + tw`` covers outputs
-``4 * th ...`` and ``4 * tw ...``.
+(36, C, F); flat tile ``t = (n * tiles_h + th) * tiles_w + tw`` covers the 4x4
+outputs at ``tile_origin`` (``4 * th``, ``4 * tw`` without dilation).
 """
 
 import numpy as np
 
 from . import jit
-from .winograd import _load_window, load_tile, tile_position
+from .winograd import _load_window, load_tile, tile_origin
 
 
 @jit.kernel()
@@ -68,12 +68,12 @@ def transform_kernel(kernel, weights):
 
 @jit.kernel()
 def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch,
-                stride_h, stride_w, constants):
+                stride_h, stride_w, dilation_h, dilation_w, constants):
     channels = tiles.shape[2]
     # patch rows 0-35: the 6x6 input tile; row 36: finiteness flags.
     slot = t - tile0
     finite[slot] = load_tile(x, patch, t, tiles_h, tiles_w, pad_top, pad_left, 4, 6,
-                             stride_h, stride_w)
+                             stride_h, stride_w, dilation_h, dilation_w)
     two, four, five, _ = constants
     # B^T d B: first down the columns, in place, then along the rows into ``tiles``.
     for j in range(6):
@@ -104,7 +104,7 @@ def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left,
 
 @jit.kernel()
 def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left,
-                    tile_size, stride_h, stride_w):
+                    tile_size, stride_h, stride_w, dilation_h, dilation_w):
     """B^T d B of flat tiles ``[tile0, tile1)`` into ``tiles`` (36, T, C).
 
     The signature of :func:`numconv.kernels.winograd.transform_input`; ``tile_size``
@@ -115,7 +115,7 @@ def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, p
     constants = _constants(tiles)
     for t in range(tile0, tile1):
         _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch,
-                    stride_h, stride_w, constants)
+                    stride_h, stride_w, dilation_h, dilation_w, constants)
 
 
 @jit.kernel()
@@ -136,19 +136,24 @@ def _output_rows(products, slot, patch, constants):
 
 
 @jit.kernel()
-def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, patch, constants):
+def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, dilation_h, dilation_w,
+                 patch, constants):
     out_h, out_w = out.shape[1], out.shape[2]
-    n, th, tw = tile_position(t, tiles_h, tiles_w)
-    oh, ow = 4 * th, 4 * tw
-    cols = min(4, out_w - ow)
+    n, oh, ow = tile_origin(t, tiles_h, tiles_w, 4, dilation_h, dilation_w)
+    # The tile's outputs inside the image: rows oh + dilation_h * r, r < rows.
+    rows = min(4, -(-(out_h - oh) // dilation_h))
+    cols = min(4, -(-(out_w - ow) // dilation_w))
+    if rows <= 0 or cols <= 0:  # a phase with no outputs left in this tile
+        return
     _output_rows(products, t - tile0, patch, constants)
     two, four, _, eight = constants
-    for r in range(min(4, out_h - oh)):
+    for r in range(rows):
         s0, s1, s2 = patch[6 * r], patch[6 * r + 1], patch[6 * r + 2]
         s3, s4, s5 = patch[6 * r + 3], patch[6 * r + 4], patch[6 * r + 5]
-        row = out[n, oh + r]
+        row = out[n, oh + dilation_h * r]
         if cols == 4:
-            y0, y1, y2, y3 = row[ow], row[ow + 1], row[ow + 2], row[ow + 3]
+            y0, y1 = row[ow], row[ow + dilation_w]
+            y2, y3 = row[ow + 2 * dilation_w], row[ow + 3 * dilation_w]
             for f in range(patch.shape[1]):
                 plus, minus = s1[f] + s2[f], s1[f] - s2[f]
                 plus2, minus2 = s3[f] + s4[f], s3[f] - s4[f]
@@ -162,19 +167,21 @@ def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, patch, constan
             plus2, minus2 = s3[f] + s4[f], s3[f] - s4[f]
             row[ow, f] = s0[f] + plus + plus2 + bias[f]
             if cols > 1:
-                row[ow + 1, f] = minus + two * minus2 + bias[f]
+                row[ow + dilation_w, f] = minus + two * minus2 + bias[f]
             if cols > 2:
-                row[ow + 2, f] = plus + four * plus2 + bias[f]
+                row[ow + 2 * dilation_w, f] = plus + four * plus2 + bias[f]
 
 
 @jit.kernel()
-def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
+def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w, dilation_h,
+                     dilation_w):
     """A^T m A + bias of flat tiles ``[tile0, tile1)`` into ``out`` (N, OH, OW, F),
     dropping the outputs past ``OH`` / ``OW``."""
     patch = np.empty((24, products.shape[2]), dtype=products.dtype)
     constants = _constants(products)
     for t in range(tile0, tile1):
-        _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, patch, constants)
+        _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, dilation_h, dilation_w,
+                     patch, constants)
 
 
 # ---------------------------------------------------------------------------
@@ -183,13 +190,15 @@ def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
 
 
 @jit.kernel()
-def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch, constants):
+def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, dilation_h,
+                      dilation_w, patch, constants):
     filters = grad_output.shape[3]
-    n, th, tw = tile_position(t, tiles_h, tiles_w)
+    n, oh, ow = tile_origin(t, tiles_h, tiles_w, 4, dilation_h, dilation_w)
     # patch rows 0-15: the 4x4 tile dY (zero past the edge); row 16: finiteness flags;
     # rows 17-40: the 6x4 intermediate A dY.
     slot = t - tile0
-    finite[slot] = _load_window(grad_output, patch, patch[16], n, 4 * th, 4 * tw, 4, 1, 1)
+    finite[slot] = _load_window(grad_output, patch, patch[16], n, oh, ow, 4, 1, 1, dilation_h,
+                                dilation_w)
     two, four, _, eight = constants
     # A = (A^T)^T spreads (y0, y1, y2, y3) to (y0, y0 + y1 + y2 + y3, y0 - y1 + y2 - y3,
     # y0 + 2 y1 + 4 y2 + 8 y3, y0 - 2 y1 + 4 y2 - 8 y3, y3): down the columns, then
@@ -219,7 +228,8 @@ def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, p
 
 
 @jit.kernel()
-def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w):
+def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w,
+                          dilation_h, dilation_w):
     """A dY A^T of the 4x4 ``grad_output`` tiles ``[tile0, tile1)`` into ``gtiles`` (36, T, F).
 
     ``finite[t - tile0]`` is 0 when the tile's values are finite, NaN otherwise.
@@ -227,8 +237,8 @@ def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, ti
     patch = np.empty((41, grad_output.shape[3]), dtype=gtiles.dtype)
     constants = _constants(gtiles)
     for t in range(tile0, tile1):
-        _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch,
-                          constants)
+        _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, dilation_h,
+                          dilation_w, patch, constants)
 
 
 @jit.kernel()

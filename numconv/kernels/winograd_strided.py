@@ -20,9 +20,9 @@ channel pair instead of 36.
 
 * ``transform_kernel(kernel, weights)``: ``weights[e, c, f]`` = ``U`` of the
   2x2 ``kernel[:, :, c, f]``.
-* ``transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w)``:
-  ``A_3^T m A_3 + bias`` of flat tiles ``[tile0, tile1)`` into ``out``,
-  dropping the outputs past its edge.
+* ``transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w,
+  dilation_h, dilation_w)``: ``A_3^T m A_3 + bias`` of flat tiles ``[tile0,
+  tile1)`` into ``out``, dropping the outputs past its edge.
 * ``transform_grad_output(grad_output, gtiles, finite, ...)``: ``A_3 dY
   A_3^T`` of the 3x3 ``grad_output`` tiles, for the kernel gradient
   ``sum over tiles of tiles[e]^T @ gtiles[e]``.
@@ -33,13 +33,15 @@ channel pair instead of 36.
   to the input pixel it was read from (depth-to-space).
 
 Serial tile transforms as in :mod:`numconv.kernels.winograd`, run in lanes by
-``numconv.nn``.
+``numconv.nn``.  They take the dilation of the tiles (``tile_origin``) for
+the shared interface; Keras refuses strides > 1 with dilation > 1, so numconv
+passes 1.
 """
 
 import numpy as np
 
 from . import jit
-from .winograd import _load_window, tile_position
+from .winograd import _load_window, tile_origin, tile_position
 
 
 @jit.kernel()
@@ -86,41 +88,44 @@ def _tile_outputs(p, f):
 
 
 @jit.kernel()
-def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w):
+def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, dilation_h, dilation_w):
     out_h, out_w, filters = out.shape[1], out.shape[2], out.shape[3]
-    n, th, tw = tile_position(t, tiles_h, tiles_w)
-    slot = t - tile0
-    oh, ow = 3 * th, 3 * tw
-    rows = min(3, out_h - oh)
-    cols = min(3, out_w - ow)
-    p = products[:, slot]
+    n, oh, ow = tile_origin(t, tiles_h, tiles_w, 3, dilation_h, dilation_w)
+    rows = min(3, -(-(out_h - oh) // dilation_h))
+    cols = min(3, -(-(out_w - ow) // dilation_w))
+    if rows <= 0 or cols <= 0:
+        return
+    oh1, oh2 = oh + dilation_h, oh + 2 * dilation_h
+    ow1, ow2 = ow + dilation_w, ow + 2 * dilation_w
+    p = products[:, t - tile0]
     for f in range(filters):
         y00, y01, y02, y10, y11, y12, y20, y21, y22 = _tile_outputs(p, f)
         b = bias[f]
         out[n, oh, ow, f] = y00 + b
         if cols > 1:
-            out[n, oh, ow + 1, f] = y01 + b
+            out[n, oh, ow1, f] = y01 + b
         if cols > 2:
-            out[n, oh, ow + 2, f] = y02 + b
+            out[n, oh, ow2, f] = y02 + b
         if rows > 1:
-            out[n, oh + 1, ow, f] = y10 + b
+            out[n, oh1, ow, f] = y10 + b
             if cols > 1:
-                out[n, oh + 1, ow + 1, f] = y11 + b
+                out[n, oh1, ow1, f] = y11 + b
             if cols > 2:
-                out[n, oh + 1, ow + 2, f] = y12 + b
+                out[n, oh1, ow2, f] = y12 + b
         if rows > 2:
-            out[n, oh + 2, ow, f] = y20 + b
+            out[n, oh2, ow, f] = y20 + b
             if cols > 1:
-                out[n, oh + 2, ow + 1, f] = y21 + b
+                out[n, oh2, ow1, f] = y21 + b
             if cols > 2:
-                out[n, oh + 2, ow + 2, f] = y22 + b
+                out[n, oh2, ow2, f] = y22 + b
 
 
 @jit.kernel()
-def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
+def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w, dilation_h,
+                     dilation_w):
     """A_3^T m A_3 + bias of flat tiles ``[tile0, tile1)`` into ``out`` (N, OH, OW, F)."""
     for t in range(tile0, tile1):
-        _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w)
+        _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, dilation_h, dilation_w)
 
 
 # ---------------------------------------------------------------------------
@@ -129,13 +134,15 @@ def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w):
 
 
 @jit.kernel()
-def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch):
+def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, dilation_h,
+                      dilation_w, patch):
     filters = grad_output.shape[3]
-    n, th, tw = tile_position(t, tiles_h, tiles_w)
+    n, oh, ow = tile_origin(t, tiles_h, tiles_w, 3, dilation_h, dilation_w)
     # patch rows 0-8: the 3x3 tile dY (zero past the edge); row 9: finiteness flags;
     # rows 10-21: the 4x3 intermediate A_3 dY.
     slot = t - tile0
-    finite[slot] = _load_window(grad_output, patch, patch[9], n, 3 * th, 3 * tw, 3, 1, 1)
+    finite[slot] = _load_window(grad_output, patch, patch[9], n, oh, ow, 3, 1, 1, dilation_h,
+                                dilation_w)
     # A_3 = [[1, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 1]]: (y0, y1, y2) spreads to
     # (y0, y0 + y1 + y2, y0 - y1 + y2, y2), down the columns, then along the rows.
     for j in range(3):
@@ -155,13 +162,15 @@ def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, p
 
 
 @jit.kernel()
-def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w):
+def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w,
+                          dilation_h, dilation_w):
     """A_3 dY A_3^T of the 3x3 ``grad_output`` tiles ``[tile0, tile1)`` into ``gtiles``
     (16, T, F); ``finite[t - tile0]`` is 0 when the tile's values are finite, NaN otherwise.
     """
     patch = np.empty((22, grad_output.shape[3]), dtype=gtiles.dtype)
     for t in range(tile0, tile1):
-        _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, patch)
+        _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, dilation_h,
+                          dilation_w, patch)
 
 
 @jit.kernel()

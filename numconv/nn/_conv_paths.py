@@ -21,8 +21,8 @@ from ._arrays import canonical
 #   "matmul":  1x1 kernel, stride 1, no padding: one BLAS product on the reshaped arrays;
 #   "gemm":    im2col of a bounded chunk of output rows, then a BLAS product per chunk;
 #   "winograd": (forward, kernel gradient) 3x3 stride 1: Winograd F(4x4, 3x3) or
-#              F(2x2, 3x3) tiles, 36 or 16 BLAS products per chunk (dilated kernels
-#              by polyphase components);
+#              F(2x2, 3x3) tiles, 36 or 16 BLAS products per chunk (a dilated
+#              kernel's tiles read one polyphase component of the input each);
 #   "winograd_strided": (all jobs) kernels spanning two strides (4x4 stride 2): Winograd
 #              F(3x3, 2x2) over the input's stride phases (numconv.nn._winograd_strided);
 #   "flipped": (input gradient, stride 1) the forward "gemm" path run on grad_output
@@ -45,7 +45,7 @@ WINOGRAD_MIN_CHANNELS = 16
 # BLAS's speed (3x3, 512 -> 512 channels on 7x7 images: 48 ms against 11 by im2col;
 # 256 -> 256: 7 tiles, about even).
 WINOGRAD_MIN_TILES = 8
-# Dilations up to this run as dilation**2 undilated Winograd convolutions.
+# Dilations up to this take Winograd (tiles of dilation-spaced outputs, see tile_grid).
 WINOGRAD_MAX_DILATION = 4
 # Bytes of one im2col / col2im chunk buffer (L2-sized: the BLAS product reads it right away).
 COLUMN_BUFFER_BYTES = 2 << 20
@@ -72,8 +72,7 @@ def blas_warnings_off():
 def _winograd_fits(kernel_h, kernel_w, strides, dilation_rate, channels, filters):
     """Winograd F(m x m, 3x3) applies, and its products have enough rows and columns for BLAS.
 
-    A dilated kernel is split into undilated convolutions of the input's
-    polyphase components (see ``_winograd_dilated``).
+    A dilated kernel's tiles hold outputs ``dilation`` apart (``tile_grid``).
     """
     return (
         (kernel_h, kernel_w) == (3, 3)
@@ -134,13 +133,8 @@ def forward_path(geometry):
 
 
 def winograd_on_planes(geometry):
-    """Whether channels_first data reaches the Winograd paths as planes (by_image_groups).
-
-    Undilated only: a dilated kernel's Winograd stacks polyphase components of
-    channels_last data, so it keeps the whole-batch copies (on the planes' im2col
-    instead, dilated2's channels_first forward + backward took 2x as long).
-    """
-    return geometry.data_format == "channels_first" and geometry.dilation_rate == (1, 1)
+    """Whether channels_first data reaches the Winograd paths as planes (by_image_groups)."""
+    return geometry.data_format == "channels_first"
 
 
 def few_columns(geometry):
@@ -427,7 +421,24 @@ def _grad_kernel_blocking(channels, filters):
     return GRAD_KERNEL_TILES, block
 
 
-def winograd_tile_size(out_h, out_w, dtype):
+def tile_grid(out_h, out_w, tile_size, dilation_rate=(1, 1)):
+    """``(tiles_h, tiles_w)``: tile rows and columns of an ``out_h`` x ``out_w`` output.
+
+    With dilation ``d``, output row ``oh = d * p + a`` of a 3x3 kernel reads the input
+    rows ``d * (p + kh) + a - pad_top``: the polyphase components ``a`` are undilated
+    convolutions of the input's components.  So a tile holds ``tile_size`` outputs
+    ``d`` apart (``winograd_kernels.tile_origin``): ``d`` tile rows per
+    ``tile_size * d`` output rows, one per phase, reading the input in place.
+    Without dilation these are the plain tiles.
+    """
+    dilation_h, dilation_w = dilation_rate
+    return (
+        dilation_h * -(-out_h // (tile_size * dilation_h)),
+        dilation_w * -(-out_w // (tile_size * dilation_w)),
+    )
+
+
+def winograd_tile_size(out_h, out_w, dtype, dilation_rate=(1, 1)):
     """Outputs per side of the F(m x m, 3x3) tiles of a 3x3 stride-1 output: 4 or 2.
 
     F(4x4, 3x3) takes 36 multiplies per 16 outputs, F(2x2, 3x3) 16 per 4; in
@@ -442,27 +453,37 @@ def winograd_tile_size(out_h, out_w, dtype):
         return 2
 
     def multiplies(size):
-        return -(-out_h // size) * -(-out_w // size) * TILINGS[size].elements
+        tiles_h, tiles_w = tile_grid(out_h, out_w, size, dilation_rate)
+        return tiles_h * tiles_w * TILINGS[size].elements
 
     return 4 if multiplies(4) < multiplies(2) else 2
 
 
-def _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded):
-    """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3)
-    (float64) or F(2x2, 3x3) (``winograd_tile_size``).
+def winograd_forward(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
+    """``out`` (N, OH, OW, F) of a 3x3 stride-1 convolution, dilated or not, by Winograd
+    F(4x4, 3x3) (float64) or F(2x2, 3x3) (``winograd_tile_size``).
 
     Returns False, leaving ``out`` partly written, when ``x`` or ``kernel``
     holds an Inf or NaN: the transforms would turn some finite outputs into NaN.
     """
     if not np.isfinite(kernel).all():
         return False
-    tile_size = winograd_tile_size(out.shape[1], out.shape[2], x.dtype)
-    tiling = TILINGS[tile_size]
-    weights = allocate((tiling.elements, *kernel.shape[2:]), x.dtype, "conv2d Winograd kernel")
-    tiling.transform_kernel(kernel, weights)
+    tile_size, weights = _transformed_kernel(kernel, out.shape[1], out.shape[2], dilation_rate)
     return winograd_tiles_forward(
-        x, weights, bias, out, pad_top, pad_left, single_threaded, tile_size
+        x, weights, bias, out, pad_top, pad_left, single_threaded, tile_size,
+        dilation_rate=dilation_rate,
     )
+
+
+def _transformed_kernel(kernel, out_h, out_w, dilation_rate):
+    """``(tile_size, weights)``: the tiling of an ``out_h`` x ``out_w`` output and the
+    transformed ``kernel`` (E, C, F) it multiplies by."""
+    tile_size = winograd_tile_size(out_h, out_w, kernel.dtype, dilation_rate)
+    tiling = TILINGS[tile_size]
+    weights = allocate((tiling.elements, *kernel.shape[2:]), kernel.dtype,
+                       "conv2d Winograd kernel")
+    tiling.transform_kernel(kernel, weights)
+    return tile_size, weights
 
 
 class _Tiling(NamedTuple):
@@ -494,7 +515,7 @@ TILINGS = {
 
 
 def winograd_tiles_forward(x, weights, bias, out, pad_top, pad_left, single_threaded,
-                           tile_size=2, strides=(1, 1)):
+                           tile_size=2, strides=(1, 1), dilation_rate=(1, 1)):
     """``out`` (N, OH, OW, F) + ``bias`` from the transformed kernel ``weights`` (E, C', F).
 
     See ``winograd_tiles``.  Returns False, leaving ``out`` partly written, when
@@ -505,33 +526,36 @@ def winograd_tiles_forward(x, weights, bias, out, pad_top, pad_left, single_thre
         bias = np.zeros(weights.shape[2], dtype=x.dtype)
 
     def write(products, tile0, tile1, tiles_h, tiles_w):
-        transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w)
+        transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w, *dilation_rate)
 
     return winograd_tiles(
-        x, weights, out.shape, write, pad_top, pad_left, single_threaded, tile_size, strides
+        x, weights, out.shape, write, pad_top, pad_left, single_threaded, tile_size, strides,
+        dilation_rate,
     )
 
 
 def winograd_tiles(x, weights, out_shape, write, pad_top, pad_left, single_threaded,
-                   tile_size=2, strides=(1, 1)):
+                   tile_size=2, strides=(1, 1), dilation_rate=(1, 1)):
     """The Winograd products of a convolution with output shape ``out_shape`` (N, OH, OW, F).
 
     Tiles of ``tile_size`` x ``tile_size`` outputs (``TILINGS``); ``weights`` (E, C',
     F) is the transformed kernel, E its elements per tile, ``C' = C * stride_h *
     stride_w`` (the input is read through its stride phases, see
-    ``winograd_kernels.transform_input``).  The tiles are cut into lanes
+    ``winograd_kernels.transform_input``), ``dilation_rate`` apart (``tile_grid``).
+    The tiles are cut into lanes
     (``runtime.run_lanes``); each lane transforms and multiplies its own chunks on
     its own thread and hands each chunk's products (E, chunk, F) to
     ``write(products, tile0, tile1, tiles_h, tiles_w)``.  Returns False as soon as
     ``x`` turns out to hold an Inf or NaN.
     """
-    tiles_h, tiles_w = -(-out_shape[1] // tile_size), -(-out_shape[2] // tile_size)
+    tiles_h, tiles_w = tile_grid(out_shape[1], out_shape[2], tile_size, dilation_rate)
     ranges = _lane_ranges(out_shape[0] * tiles_h * tiles_w, single_threaded)
 
     def lane(index):
         chunks = _WinogradChunks(x.dtype, weights, tile_size)
         first, stop = ranges[index]
-        return chunks.run(x, first, stop, tiles_h, tiles_w, write, pad_top, pad_left, strides)
+        return chunks.run(x, first, stop, tiles_h, tiles_w, write, pad_top, pad_left, strides,
+                          dilation_rate)
 
     return all(runtime.run_lanes(lane, len(ranges)))
 
@@ -560,7 +584,8 @@ class _WinogradChunks:
         )
         self.finite = allocate((chunk,), dtype, "conv2d Winograd check")
 
-    def run(self, x, first, stop, tiles_h, tiles_w, write, pad_top, pad_left, strides=(1, 1)):
+    def run(self, x, first, stop, tiles_h, tiles_w, write, pad_top, pad_left, strides=(1, 1),
+            dilation_rate=(1, 1)):
         """Tiles ``[first, stop)`` of ``x``; False as soon as one holds an Inf or NaN."""
         tiles, products, finite = self.tiles, self.products, self.finite
         transform_input = TILINGS[self.tile_size].transform_input
@@ -569,7 +594,7 @@ class _WinogradChunks:
                 count = tile1 - tile0
                 transform_input(
                     x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left,
-                    self.tile_size, *strides,
+                    self.tile_size, *strides, *dilation_rate,
                 )
                 if np.isnan(finite[:count]).any():
                     return False
@@ -578,27 +603,24 @@ class _WinogradChunks:
         return True
 
 
-def winograd_forward_planes(x_planes, kernel, bias, out_planes, pad_top, pad_left,
-                            single_threaded):
-    """channels_first ``out_planes`` (N, F, OH, OW) of a 3x3 stride-1 undilated convolution
-    of ``x_planes`` (N, C, H, W) by Winograd, by image groups (``by_image_groups``) of
+def winograd_forward_planes(x_planes, kernel, bias, out_planes, dilation_rate, pad_top,
+                            pad_left, single_threaded):
+    """channels_first ``out_planes`` (N, F, OH, OW) of a 3x3 stride-1 convolution of
+    ``x_planes`` (N, C, H, W) by Winograd, by image groups (``by_image_groups``) of
     as many images as one chunk of tiles holds (lenet2: 7 images of 36 tiles).
 
     Returns False, leaving ``out_planes`` partly written, on an Inf or NaN (in
-    ``kernel`` too, as ``_winograd_forward``).
+    ``kernel`` too, as ``winograd_forward``).
     """
     if not np.isfinite(kernel).all():
         return False
     channels = x_planes.shape[1]
     filters, out_h, out_w = out_planes.shape[1:]
-    tile_size = winograd_tile_size(out_h, out_w, x_planes.dtype)
+    tile_size, weights = _transformed_kernel(kernel, out_h, out_w, dilation_rate)
     tiling = TILINGS[tile_size]
-    weights = allocate((tiling.elements, channels, filters), x_planes.dtype,
-                       "conv2d Winograd kernel")
-    tiling.transform_kernel(kernel, weights)
     if bias is None:
         bias = np.zeros(filters, dtype=x_planes.dtype)
-    tiles_h, tiles_w = -(-out_h // tile_size), -(-out_w // tile_size)
+    tiles_h, tiles_w = tile_grid(out_h, out_w, tile_size, dilation_rate)
 
     def make_step():
         chunks = _WinogradChunks(x_planes.dtype, weights, tile_size)
@@ -606,10 +628,10 @@ def winograd_forward_planes(x_planes, kernel, bias, out_planes, pad_top, pad_lef
         def step(x_group, out_group):
             def write(products, tile0, tile1, tiles_h, tiles_w):
                 tiling.transform_output(products, bias, out_group, tile0, tile1, tiles_h,
-                                        tiles_w)
+                                        tiles_w, *dilation_rate)
 
             return chunks.run(x_group, 0, x_group.shape[0] * tiles_h * tiles_w, tiles_h,
-                              tiles_w, write, pad_top, pad_left)
+                              tiles_w, write, pad_top, pad_left, dilation_rate=dilation_rate)
 
         return step
 
@@ -656,137 +678,19 @@ def by_image_groups(x_planes, out_planes, make_step, images_per_group, single_th
     return all(runtime.run_lanes(lane, len(ranges)))
 
 
-def winograd_dilated(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
-    """3x3 stride-1 convolution with any dilation by Winograd (``_winograd_forward``).
-
-    With dilation (dh, dw), output rows ``oh = dh * p + a`` only read input
-    rows ``dh * (p + kh + q) + r``, where ``a - pad_top = dh * q + r``
-    (``0 <= r < dh``): an undilated convolution of the input's rows ``r::dh``
-    with top padding ``-q``.  Likewise for columns.  Each of the dh * dw output
-    phases is computed from a contiguous copy of its input phase.
-    """
-    dilation_h, dilation_w = dilation_rate
-    if dilation_h == dilation_w == 1:
-        return _winograd_forward(x, kernel, bias, out, pad_top, pad_left, single_threaded)
-    batch, out_h, out_w, filters = out.shape
-    stacked = _stacked_phases(
-        x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded
-    )
-    if stacked is not None:
-        return stacked
-    for a in range(min(dilation_h, out_h)):
-        shift_h, phase_h = divmod(a - pad_top, dilation_h)
-        for b in range(min(dilation_w, out_w)):
-            shift_w, phase_w = divmod(b - pad_left, dilation_w)
-            x_phase = x[:, phase_h::dilation_h, phase_w::dilation_w]
-            out_view = out[:, a::dilation_h, b::dilation_w]
-            if x_phase.shape[1] == 0 or x_phase.shape[2] == 0:
-                out_view[...] = bias if bias is not None else 0.0
-                continue
-            x_phase = np.ascontiguousarray(x_phase)
-            out_phase = allocate(out_view.shape, out.dtype, "conv2d dilation phase")
-            if not _winograd_forward(
-                x_phase, kernel, bias, out_phase, -shift_h, -shift_w, single_threaded
-            ):
-                return False
-            out_view[...] = out_phase
-    return True
-
-
-def _uniform_phases(x_shape, out_shape, dilation_rate, pad_top, pad_left):
-    """The dh * dw polyphase components of a dilated convolution, when they share one shape.
-
-    With sizes divisible by the dilation (dilated2: four 16x16 phases of a
-    32x32 image, all padded by 1), the phases can be stacked into one batch of
-    ``dh * dw * N`` undilated images.  Returns ``(phases, pad_top, pad_left)``
-    with ``phases`` a list of ``((a, b), (r, s))``: output phase ``out[:,
-    a::dh, b::dw]`` is the undilated convolution of input phase ``x[:, r::dh,
-    s::dw]`` with the returned padding; None when the phases differ in shape
-    or padding.
-    """
-    dilation_h, dilation_w = dilation_rate
-    height, width = x_shape[1], x_shape[2]
-    out_h, out_w = out_shape[1], out_shape[2]
-    if height % dilation_h or width % dilation_w or out_h % dilation_h or out_w % dilation_w:
-        return None
-    phases, shifts = [], set()
-    for a in range(dilation_h):
-        shift_h, phase_h = divmod(a - pad_top, dilation_h)
-        for b in range(dilation_w):
-            shift_w, phase_w = divmod(b - pad_left, dilation_w)
-            phases.append(((a, b), (phase_h, phase_w)))
-            shifts.add((shift_h, shift_w))
-    if len(shifts) != 1:
-        return None
-    shift_h, shift_w = shifts.pop()
-    return phases, -shift_h, -shift_w
-
-
-def _stack_phases(array, offsets, dilation_rate, what):
-    """``array[:, r::dh, s::dw]`` for each ``(r, s)`` in ``offsets``, stacked along the batch."""
-    dilation_h, dilation_w = dilation_rate
-    batch, height, width, depth = array.shape
-    stack = allocate(
-        (len(offsets) * batch, height // dilation_h, width // dilation_w, depth), array.dtype, what
-    )
-    for i, (r, s) in enumerate(offsets):
-        stack[i * batch : (i + 1) * batch] = array[:, r::dilation_h, s::dilation_w]
-    return stack
-
-
-def _stacked_phases(x, kernel, bias, out, dilation_rate, pad_top, pad_left, single_threaded):
-    """All phases of ``winograd_dilated`` in one Winograd pass (None: phases differ)."""
-    uniform = _uniform_phases(x.shape, out.shape, dilation_rate, pad_top, pad_left)
-    if uniform is None:
-        return None
-    phases, phase_top, phase_left = uniform
-    batch = x.shape[0]
-    x_stack = _stack_phases(x, [rs for _, rs in phases], dilation_rate, "conv2d dilation phases")
-    out_stack = allocate(
-        (len(phases) * batch, out.shape[1] // dilation_rate[0], out.shape[2] // dilation_rate[1],
-         out.shape[3]),
-        out.dtype,
-        "conv2d dilation phase outputs",
-    )
-    if not _winograd_forward(
-        x_stack, kernel, bias, out_stack, phase_top, phase_left, single_threaded
-    ):
-        return False
-    for i, ((a, b), _) in enumerate(phases):
-        out[:, a :: dilation_rate[0], b :: dilation_rate[1]] = out_stack[i * batch : (i + 1) * batch]
-    return True
-
-
 def winograd_grad_kernel(x, grad_output, grad_kernel, dilation_rate, pad_top, pad_left,
                          single_threaded):
-    """Kernel gradient of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3) or F(2x2, 3x3).
+    """Kernel gradient of a 3x3 stride-1 convolution, dilated or not, by Winograd
+    F(4x4, 3x3) or F(2x2, 3x3).
 
-    A dilated kernel's gradient is the undilated gradient over the stacked
-    polyphase components (``_uniform_phases``): the sum over phases is the sum
-    over the stacked batch.  Returns False, computing nothing useful, when the
-    phases differ in shape or the data hold an Inf or NaN (the transforms would
-    spread it); the caller then takes the im2col path.
+    Returns False, computing nothing useful, when the data hold an Inf or NaN
+    (the transforms would spread it); the caller then takes the im2col path.
     """
-    if dilation_rate == (1, 1):
-        return _winograd_grad_kernel(x, grad_output, grad_kernel, pad_top, pad_left,
-                                     single_threaded)
-    uniform = _uniform_phases(x.shape, grad_output.shape, dilation_rate, pad_top, pad_left)
-    if uniform is None:
-        return False
-    phases, phase_top, phase_left = uniform
-    x_stack = _stack_phases(x, [rs for _, rs in phases], dilation_rate, "conv2d dilation phases")
-    grad_stack = _stack_phases(
-        grad_output, [ab for ab, _ in phases], dilation_rate, "conv2d dilation phase gradients"
-    )
-    return _winograd_grad_kernel(x_stack, grad_stack, grad_kernel, phase_top, phase_left,
-                                 single_threaded)
-
-
-def _winograd_grad_kernel(x, grad_output, grad_kernel, pad_top, pad_left, single_threaded):
-    """``grad_kernel`` of an undilated 3x3 stride-1 convolution (see winograd_grad_kernel)."""
-    tile_size = winograd_tile_size(grad_output.shape[1], grad_output.shape[2], x.dtype)
+    out_h, out_w = grad_output.shape[1], grad_output.shape[2]
+    tile_size = winograd_tile_size(out_h, out_w, x.dtype, dilation_rate)
     sums = winograd_tiles_grad_kernel(
-        x, grad_output, grad_kernel.shape[2], pad_top, pad_left, single_threaded, tile_size
+        x, grad_output, grad_kernel.shape[2], pad_top, pad_left, single_threaded, tile_size,
+        dilation_rate=dilation_rate,
     )
     if sums is None:
         return False
@@ -795,7 +699,7 @@ def _winograd_grad_kernel(x, grad_output, grad_kernel, pad_top, pad_left, single
 
 
 def winograd_tiles_grad_kernel(x, grad_output, channels, pad_top, pad_left, single_threaded,
-                               tile_size=2, strides=(1, 1)):
+                               tile_size=2, strides=(1, 1), dilation_rate=(1, 1)):
     """The gradient (E, C', F) of the transformed kernel, tiles as in winograd_tiles_forward.
 
     Each lane sums ``tiles[e]^T @ gtiles[e]`` over its chunks, in chunk order
@@ -806,14 +710,14 @@ def winograd_tiles_grad_kernel(x, grad_output, channels, pad_top, pad_left, sing
     channels *= strides[0] * strides[1]
     filters = grad_output.shape[3]
     out_h, out_w = grad_output.shape[1], grad_output.shape[2]
-    tiles_h, tiles_w = -(-out_h // tile_size), -(-out_w // tile_size)
+    tiles_h, tiles_w = tile_grid(out_h, out_w, tile_size, dilation_rate)
     ranges = _lane_ranges(grad_output.shape[0] * tiles_h * tiles_w, single_threaded)
 
     def lane(index):
         sums = _WinogradKernelSums(x.dtype, channels, filters, tile_size)
         first, stop = ranges[index]
         if not sums.add(x, grad_output, first, stop, tiles_h, tiles_w, pad_top, pad_left,
-                        strides):
+                        strides, dilation_rate):
             return None
         return sums.total
 
@@ -851,7 +755,7 @@ class _WinogradKernelSums:
         self.empty = True
 
     def add(self, x, grad_output, first, stop, tiles_h, tiles_w, pad_top, pad_left,
-            strides=(1, 1)):
+            strides=(1, 1), dilation_rate=(1, 1)):
         """Add tiles ``[first, stop)``, chunk by chunk; False on an Inf or NaN in the data."""
         tiling, tiles, gtiles, total = self.tiling, self.tiles, self.gtiles, self.total
         elements, filters = tiles.shape[0], gtiles.shape[2]
@@ -860,10 +764,11 @@ class _WinogradKernelSums:
                 count = tile1 - tile0
                 tiling.transform_input(
                     x, tiles, self.x_finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left,
-                    self.tile_size, *strides,
+                    self.tile_size, *strides, *dilation_rate,
                 )
                 tiling.transform_grad_output(
-                    grad_output, gtiles, self.grad_finite, tile0, tile1, tiles_h, tiles_w
+                    grad_output, gtiles, self.grad_finite, tile0, tile1, tiles_h, tiles_w,
+                    *dilation_rate,
                 )
                 if np.isnan(self.x_finite[:count]).any() or np.isnan(
                     self.grad_finite[:count]
@@ -906,15 +811,15 @@ def _group_to_channels_last(planes, n0, n1, buffer):
     return group
 
 
-def winograd_grad_kernel_planes(x_planes, grad_planes, grad_kernel, pad_top, pad_left,
-                                single_threaded):
-    """``winograd_grad_kernel`` (undilated) of channels_first ``x_planes`` (N, C, H, W) and
+def winograd_grad_kernel_planes(x_planes, grad_planes, grad_kernel, dilation_rate, pad_top,
+                                pad_left, single_threaded):
+    """``winograd_grad_kernel`` of channels_first ``x_planes`` (N, C, H, W) and
     ``grad_planes`` (N, F, OH, OW), by groups of images moved to channels last in small
     buffers, as ``winograd_forward_planes``.  False on an Inf or NaN."""
     batch, channels, height, width = x_planes.shape
     filters, out_h, out_w = grad_planes.shape[1:]
-    tile_size = winograd_tile_size(out_h, out_w, x_planes.dtype)
-    tiles_h, tiles_w = -(-out_h // tile_size), -(-out_w // tile_size)
+    tile_size = winograd_tile_size(out_h, out_w, x_planes.dtype, dilation_rate)
+    tiles_h, tiles_w = tile_grid(out_h, out_w, tile_size, dilation_rate)
     ranges = _lane_ranges(batch, single_threaded)
 
     def lane(index):
@@ -930,6 +835,7 @@ def winograd_grad_kernel_planes(x_planes, grad_planes, grad_kernel, pad_top, pad
                 _group_to_channels_last(x_planes, n0, n1, x_group),
                 _group_to_channels_last(grad_planes, n0, n1, grad_group),
                 0, (n1 - n0) * tiles_h * tiles_w, tiles_h, tiles_w, pad_top, pad_left,
+                dilation_rate=dilation_rate,
             ):
                 return None
         return sums.total
@@ -1054,7 +960,8 @@ def flipped_grad_input(grad_output, kernel, grad_input, geometry, planes=False):
     scalars = (1, 1, dilation_h, dilation_w, pad_top, pad_left)
     if planes:
         if winograd and winograd_forward_planes(
-            grad_output, flipped, None, grad_input, pad_top, pad_left, geometry.single_threaded
+            grad_output, flipped, None, grad_input, geometry.dilation_rate, pad_top, pad_left,
+            geometry.single_threaded,
         ):
             return
         gemm_forward_planes(
@@ -1069,7 +976,7 @@ def flipped_grad_input(grad_output, kernel, grad_input, geometry, planes=False):
         )
         return
     if winograd:
-        if winograd_dilated(
+        if winograd_forward(
             grad_output,
             flipped,
             None,

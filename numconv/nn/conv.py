@@ -177,6 +177,7 @@ def conv2d(
                 kernel,
                 bias,
                 out_planes.reshape((geometry.batch, geometry.filters, geometry.out_h, -1)),
+                geometry.dilation_rate,
                 geometry.pad_top,
                 geometry.pad_left,
                 geometry.single_threaded,
@@ -200,7 +201,7 @@ def conv2d(
     if path in ("gemm", "winograd", "winograd_strided"):
         with _paths.blas_warnings_off():
             if path == "winograd":
-                done = _paths.winograd_dilated(
+                done = _paths.winograd_forward(
                     x,
                     kernel,
                     bias,
@@ -438,6 +439,7 @@ def conv2d_grads(
                     x_planes,
                     grad_planes.reshape((geometry.batch, filters, out_h, out_w)),
                     grad_kernel_c,
+                    geometry.dilation_rate,
                     geometry.pad_top,
                     geometry.pad_left,
                     geometry.single_threaded,
@@ -486,7 +488,7 @@ def _grad_kernel_into(grad_kernel, x, grad_output, geometry):
             geometry.single_threaded,
         ):
             return
-        path = "gemm"  # Inf or NaN in the data, or uneven dilation phases
+        path = "gemm"  # Inf or NaN in the data
     if path == "winograd_strided":
         if _strided.grad_kernel(x, grad_output, grad_kernel, geometry):
             return
