@@ -226,10 +226,25 @@ def _correlate_flat(dst, d_plane, src, s_plane, src_h, width, first, stop, taps,
 
     Rows whose source row lies outside the plane skip the kernel row.  Columns
     whose tap falls off a row end read the neighbouring row instead (or nothing
-    at the plane's ends): _fix_edge_columns recomputes them afterwards.
+    at the plane's ends): _fix_edge_columns recomputes them afterwards.  A 3x3
+    kernel takes the elements every tap reaches in one pass of nine (the same
+    sums in the same order, with one read and write of dst instead of three).
     """
     kernel_h, kernel_w = taps.shape[1], taps.shape[2]
     size = src_h * width
+    lo9 = hi9 = np.int64(0)
+    if kernel_h == 3 and kernel_w == 3:
+        lo9, hi9 = first * width, stop * width
+        for kh in range(3):
+            lo_row, hi_row = _tap_rows(first, stop, kh * dilation_h - top, src_h)
+            offset = (kh * dilation_h - top) * width - left
+            lo9 = max(lo9, lo_row * width, -offset)
+            hi9 = min(hi9, hi_row * width, size - offset - 2 * dilation_w)
+        if hi9 > lo9:
+            _add_taps9(dst, d_plane, src, s_plane, taps, f, dilation_h * width, dilation_w,
+                       -top * width - left, lo9, hi9)
+        else:
+            lo9 = hi9 = np.int64(0)
     for kh in range(kernel_h):
         lo_row, hi_row = _tap_rows(first, stop, kh * dilation_h - top, src_h)
         if lo_row >= hi_row:
@@ -240,16 +255,42 @@ def _correlate_flat(dst, d_plane, src, s_plane, src_h, width, first, stop, taps,
             offset = row_offset + t0 * dilation_w - left
             lo = max(lo_row * width, -offset)
             hi = min(hi_row * width, size - offset - (group - 1) * dilation_w)
-            if hi <= lo:
-                continue
-            s0 = s_plane + lo + offset
-            if group == 3:
-                _add_taps3(dst, d_plane + lo, src, s0, s0 + dilation_w, s0 + 2 * dilation_w,
-                           taps[f, kh, t0], taps[f, kh, t0 + 1], taps[f, kh, t0 + 2], hi - lo)
-            else:
-                for t in range(group):  # one or two taps left over
-                    _add_tap(dst, d_plane + lo, src, s0 + t * dilation_w, taps[f, kh, t0 + t],
-                             hi - lo)
+            # the part of [lo, hi) the nine-tap pass did not take: before it, then after it
+            for part in range(2):
+                part_lo = lo if part == 0 else max(lo, hi9)
+                part_hi = min(hi, lo9) if part == 0 else hi
+                if hi9 == lo9:  # no nine-tap pass: the whole range at once
+                    part_lo, part_hi = (lo, hi) if part == 0 else (hi, hi)
+                if part_hi <= part_lo:
+                    continue
+                s0 = s_plane + part_lo + offset
+                if group == 3:
+                    _add_taps3(dst, d_plane + part_lo, src, s0, s0 + dilation_w,
+                               s0 + 2 * dilation_w, taps[f, kh, t0], taps[f, kh, t0 + 1],
+                               taps[f, kh, t0 + 2], part_hi - part_lo)
+                else:
+                    for t in range(group):  # one or two taps left over
+                        _add_tap(dst, d_plane + part_lo, src, s0 + t * dilation_w,
+                                 taps[f, kh, t0 + t], part_hi - part_lo)
+
+
+@jit.kernel()
+def _add_taps9(dst, d_plane, src, s_plane, taps, f, row_step, col_step, origin, lo, hi):
+    """dst[d_plane + i] += the nine taps of a 3x3 filter for i in [lo, hi), in (kh, kw)
+    order: tap (kh, kw) reads src[s_plane + i + origin + kh * row_step + kw * col_step]."""
+    w00, w01, w02 = taps[f, 0, 0], taps[f, 0, 1], taps[f, 0, 2]
+    w10, w11, w12 = taps[f, 1, 0], taps[f, 1, 1], taps[f, 1, 2]
+    w20, w21, w22 = taps[f, 2, 0], taps[f, 2, 1], taps[f, 2, 2]
+    a = np.uint64(d_plane + lo)
+    b0 = np.uint64(s_plane + lo + origin)
+    b1 = b0 + np.uint64(row_step)
+    b2 = b1 + np.uint64(row_step)
+    c1, c2 = np.uint64(col_step), np.uint64(2 * col_step)
+    for i in range(np.uint64(hi - lo)):
+        dst[a + i] = (dst[a + i] + w00 * src[b0 + i] + w01 * src[b0 + c1 + i]
+                      + w02 * src[b0 + c2 + i] + w10 * src[b1 + i] + w11 * src[b1 + c1 + i]
+                      + w12 * src[b1 + c2 + i] + w20 * src[b2 + i] + w21 * src[b2 + c1 + i]
+                      + w22 * src[b2 + c2 + i])
 
 
 @jit.kernel()
