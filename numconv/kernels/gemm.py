@@ -472,3 +472,27 @@ def add_bias_rows_serial(rows, bias):
     """Serial build of :func:`add_bias_rows`."""
     for tile in range(-(-rows.shape[0] // BIAS_ROWS_PER_TILE)):
         _add_bias_tile(rows, bias, tile)
+
+
+@jit.kernel()
+def _add_bias_plane_row(planes, bias, row, n0, p0, p1):
+    filters = planes.shape[1]
+    n, f = n0 + row // filters, row % filters
+    plane, value = planes[n, f], bias[f]
+    for p in range(p0, p1):
+        plane[p] += value
+
+
+@jit.kernel(parallel=True)
+def add_bias_planes(planes, bias, n0, n1, p0, p1):
+    """``planes[n, f, p0:p1] += bias[f]`` for ``n0 <= n < n1``, ``planes`` C-contiguous
+    (N, F, P): the channels_first form of :func:`add_bias_rows`, both cores at once."""
+    for row in prange((n1 - n0) * planes.shape[1]):
+        _add_bias_plane_row(planes, bias, np.int64(row), n0, p0, p1)
+
+
+@jit.kernel()
+def add_bias_planes_serial(planes, bias, n0, n1, p0, p1):
+    """Serial build of :func:`add_bias_planes`."""
+    for row in range((n1 - n0) * planes.shape[1]):
+        _add_bias_plane_row(planes, bias, row, n0, p0, p1)

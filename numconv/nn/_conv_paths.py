@@ -185,6 +185,14 @@ def add_bias(rows, bias, single_threaded):
     _pack(single_threaded, gemm_kernels.add_bias_rows_serial, gemm_kernels.add_bias_rows, rows, bias)
 
 
+def add_bias_planes(planes, bias, images, pixels, single_threaded):
+    """``planes[n0:n1, f, p0:p1] += bias[f]`` for ``(n0, n1) = images``, ``(p0, p1) =
+    pixels`` of C-contiguous (N, F, P) ``planes``, on both cores unless the call is
+    single-threaded (NumPy's ``np.add`` takes one)."""
+    _pack(single_threaded, gemm_kernels.add_bias_planes_serial, gemm_kernels.add_bias_planes,
+          planes, bias, *images, *pixels)
+
+
 def _rows_per_chunk(out_w, columns, itemsize, total_rows, filters, single_threaded):
     """Output rows per im2col chunk: as many as fit the buffer budget, at least one.
 
@@ -385,7 +393,8 @@ def gemm_forward_planes(x, kernel, bias, out_planes, out_h, out_w, scalars, sing
         target = out_planes[n, :, oh0 * out_w : oh1 * out_w]
         np.matmul(weights_t, cols_t, out=target)
         if bias is not None:
-            np.add(target, bias[:, None], out=target)
+            add_bias_planes(out_planes, bias, (n, n + 1), (oh0 * out_w, oh1 * out_w),
+                            single_threaded)
 
 
 def _lane_ranges(total, single_threaded):
@@ -1016,7 +1025,8 @@ def pointwise_channels_first(geometry, x, kernel, bias, dtype, result_dtype):
     with blas_warnings_off():
         np.matmul(weights_t, x, out=out)
         if bias is not None:
-            np.add(out, bias[:, None], out=out)
+            add_bias_planes(out, bias, (0, geometry.batch), (0, out.shape[2]),
+                            geometry.single_threaded)
     return out.reshape(geometry.output_shape()).astype(result_dtype, copy=False)
 
 
