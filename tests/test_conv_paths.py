@@ -203,23 +203,70 @@ def test_single_channel_rule_keeps_larger_kernels_and_channels_last_off_the_plan
     assert planes_jobs(geometry_of((2, 28, 28, 1), (3, 3, 1, 8))) == ()
 
 
-@pytest.mark.parametrize("paths", [("direct", "direct", "direct"), ("gemm", "col2im", "gemm")])
+# channels_first with groups of several channels: the planes kernels, the kernel
+# gradient too with unit strides and few (channel, filter) pairs per group.
+GROUPED_PROBLEMS = [
+    ((2, 8, 9, 8), (3, 3, 4, 6), dict(padding="same", groups=2)),
+    ((3, 6, 10, 9), (3, 3, 2, 6), dict(strides=2, padding="same", groups=3)),
+    ((1, 4, 11, 12), (3, 2, 2, 4), dict(dilation_rate=2, padding="valid", groups=2)),
+    ((2, 3, 4, 7, 6), (2, 2, 2, 4), dict(padding=((2, 0), (1, 3)), groups=2)),  # batch (2, 3)
+]
+
+
+@pytest.mark.parametrize("dtype, regime", [(np.float32, "threaded"), (np.float64, "single")])
+@pytest.mark.parametrize("x_shape, kernel_shape, options", GROUPED_PROBLEMS)
+def test_grouped_channels_first_runs_on_the_planes(
+    monkeypatch, x_shape, kernel_shape, options, dtype, regime
+):
+    options = dict(options, data_format="channels_first")
+    jobs = nn_conv_module._planes_jobs(geometry_of(x_shape, kernel_shape, **options))
+    assert jobs[:2] == ("forward", "grad_input")
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_WORK", 0 if regime == "threaded" else 1 << 62)
+    poison_buffers(monkeypatch)
+    check_problem(np.random.default_rng(12), x_shape, kernel_shape, dtype, **options)
+
+
+def test_grouped_rule_keeps_large_groups_and_strides_off_the_planes_kernel_gradient():
+    planes_jobs = nn_conv_module._planes_jobs
+    cf = dict(data_format="channels_first", padding="same")
+    all_jobs = ("forward", "grad_input", "grad_kernel")
+    # grouped32: 4 x 4 pairs per group; 8 x 8 is the most
+    assert planes_jobs(geometry_of((2, 128, 28, 28), (3, 3, 4, 128), groups=32, **cf)) == all_jobs
+    assert planes_jobs(geometry_of((2, 64, 28, 28), (3, 3, 8, 64), groups=8, **cf)) == all_jobs
+    assert planes_jobs(geometry_of((2, 64, 28, 28), (3, 3, 16, 64), groups=4, **cf)) == (
+        "forward", "grad_input")
+    assert planes_jobs(geometry_of((2, 64, 28, 28), (3, 3, 4, 64), groups=16, strides=2,
+                                   **cf)) == ("forward", "grad_input")
+    assert planes_jobs(geometry_of((2, 28, 28, 64), (3, 3, 4, 64), groups=16,
+                                   padding="same")) == ()
+
+
 @pytest.mark.parametrize("where", ["x", "kernel", "grad_output"])
-def test_single_channel_channels_first_keeps_inf_and_nan_where_they_belong(
-    monkeypatch, where, paths
+@pytest.mark.parametrize(
+    "channels, groups, paths",
+    [
+        (1, 1, ("direct", "direct", "direct")),
+        (1, 1, ("gemm", "col2im", "gemm")),
+        (4, 2, ("direct", "direct", "direct")),  # groups: the direct kernels only
+    ],
+)
+def test_channels_first_planes_keep_inf_and_nan_where_they_belong(
+    monkeypatch, where, paths, channels, groups
 ):
     # A non-finite weight must meet the padding's zeros (0 * inf = nan) as in the
     # reference: the forward pass then leaves the planes, which skip padded taps.
+    # (One channel, and groups of two channels.)
     force_paths(monkeypatch, *paths)
     rng = np.random.default_rng(13)
-    x = rng.standard_normal((2, 1, 6, 7))
-    kernel = rng.standard_normal((3, 3, 1, 4))
+    x = rng.standard_normal((2, channels, 6, 7))
+    kernel = rng.standard_normal((3, 3, channels // groups, 4))
     grad_output = rng.standard_normal((2, 4, 3, 4))
     target = {"x": x, "kernel": kernel, "grad_output": grad_output}[where]
     target.flat[-1] = np.inf  # the kernel's bottom-right tap: it meets the padding
     target.flat[target.size // 2] = np.nan
     assert_nonfinite_where_reference_has_them(
-        x, kernel, grad_output, strides=2, padding="same", data_format="channels_first"
+        x, kernel, grad_output, strides=2, padding="same", data_format="channels_first",
+        groups=groups,
     )
 
 

@@ -1,14 +1,17 @@
-"""Depthwise convolution kernels for channels_first arrays, one image plane at a time.
+"""Grouped convolution kernels for channels_first arrays, one image plane at a time.
 
-In channels_first layout a depthwise convolution is a set of independent
-single-channel 2-D correlations: output plane ``(n, f)`` reads input plane
-``(n, f // M)`` only (``M = F // C``, the depth multiplier).
+In channels_first layout a grouped convolution is a set of single-channel 2-D
+correlations: output plane ``(n, f)`` is the sum over the ``Cg`` input planes
+of its group of their correlations with filter f's taps on them.  A depthwise
+convolution is the case ``Cg = 1`` (output plane ``(n, f)`` reads input plane
+``(n, f // M)`` only, ``M = F // C`` the depth multiplier).
 
 Arrays (C-contiguous, all float32 or all float64 in one call):
 
 * ``x``, ``grad_input``: ``(N, C, H, W)``;
 * ``out``, ``grad_output``: ``(N, F, OH, OW)``;
-* ``kernel``, ``grad_kernel``: ``(KH, KW, 1, F)`` (Keras layout, cross-correlation);
+* ``kernel``, ``grad_kernel``: ``(KH, KW, Cg, F)`` (Keras layout, cross-correlation;
+  ``C // Cg`` groups of ``Cg`` channels and ``F * Cg // C`` filters);
 * ``bias``: ``(F,)``;
 * ``stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left``: ints.  The
   bottom and right padding follow from the output size.  Taps landing in the
@@ -16,10 +19,10 @@ Arrays (C-contiguous, all float32 or all float64 in one call):
 
 Signatures::
 
-    depthwise_planes_forward(x, kernel, bias, out, stride_h, stride_w,
-                             dilation_h, dilation_w, pad_top, pad_left)
-    depthwise_planes_grad_input(grad_output, kernel, grad_input, ...same scalars...)
-    depthwise_planes_grad_kernel(x, grad_output, grad_kernel, ...same scalars...)
+    grouped_planes_forward(x, kernel, bias, out, stride_h, stride_w,
+                           dilation_h, dilation_w, pad_top, pad_left)
+    grouped_planes_grad_input(grad_output, kernel, grad_input, ...same scalars...)
+    grouped_planes_grad_kernel(x, grad_output, grad_kernel, ...same scalars...)
 
 Each writes every element of its last array argument.  Each has a
 ``parallel=True`` build (the names above) and a ``..._serial`` build of the
@@ -31,19 +34,23 @@ Three ways through a plane, chosen by shape (and, for the forward pass and the
 input gradient, by the weights):
 
 * flat: unit strides, output no wider than input (the 'same' and 'valid'
-  cases).  Output rows (in ``out`` itself, or in a scratch block of
-  input-width rows for a narrower output) share the input's row pitch, so a
-  tap is a constant offset between flat indices and a group of three taps one
-  long loop over a block of rows.  The few edge columns, where those loops read
-  across a row end, are then recomputed element by element.  The kernel
-  gradient keeps its products in input-width rows the same way and leaves the
-  edge columns out of its sums.  The input gradient runs flat when grad_output
-  and grad_input have the same width.
-* phases: any other strides and dilations.  The source rows a tile needs are
-  copied, split by phase (row mod stride_h, column mod stride_w), into
-  zero-padded buffers whose pitch is the output width plus the kernel's reach;
-  each phase is then a unit-stride correlation with the taps of that phase,
-  computed flat in that pitch.  Forward pass and input gradient: the padding
+  cases), one channel per group for the forward pass and the input gradient.
+  Output rows (in ``out`` itself, or in a scratch block of input-width rows
+  for a narrower output) share the input's row pitch, so a tap is a constant
+  offset between flat indices and a group of three taps (nine for a 3x3
+  kernel) one long loop over a block of rows.  The few edge columns, where
+  those loops read across a row end, are then recomputed element by element.
+  The kernel gradient keeps its products in input-width rows the same way and
+  leaves the edge columns out of its sums.  The input gradient runs flat when
+  grad_output and grad_input have the same width.
+* phases: any other strides and dilations, and groups of several channels
+  (whose edge columns would be recomputed over all of them).  The source rows
+  a tile needs are copied, split by phase (row mod stride_h, column mod
+  stride_w), into zero-padded buffers whose pitch is the output width plus the
+  kernel's reach; each phase is then a unit-stride correlation with the taps of
+  that phase, computed flat in that pitch.  A forward tile holds all the
+  output planes of one group, an input-gradient tile all its input planes, so
+  each copy serves the whole group.  Forward pass and input gradient: the padding
   zeros enter as 0 * weight, exact only for finite weights.  Kernel gradient:
   products with padding land in lanes left out of the sums, so any values do.
 * direct: the forward pass and the input gradient of a filter with an inf or
@@ -59,8 +66,8 @@ from . import jit
 # least one row): whole planes on typical shapes, blocks of rows on large ones,
 # so that a few planes still feed every thread.
 TILE_ELEMENTS = 4096
-# Fewer filters than this: the kernel gradient runs one tile per (filter, kernel
-# row) instead of per filter.  Each (kh, kw) sum sees the same terms in the same
+# Fewer (filter, channel) pairs than this: the kernel gradient runs one tile per (pair, kernel
+# row) instead of per pair.  Each (kh, kw) sum sees the same terms in the same
 # order either way, so the choice never changes a result.
 FILTER_TILES_MIN = 16
 # Kernel gradient: products are accumulated elementwise into per-tap buffers
@@ -187,18 +194,43 @@ def _rows_per_tile(rows, cols):
 
 
 @jit.kernel()
-def _taps_by_filter(kernel, rotate):
-    """(F, KH, KW) copy of kernel[:, :, 0, :], turned by 180 degrees when ``rotate``."""
-    kernel_h, kernel_w, filters = kernel.shape[0], kernel.shape[1], kernel.shape[3]
-    taps = np.empty((filters, kernel_h, kernel_w), dtype=kernel.dtype)
+def _forward_taps(kernel):
+    """(F * Cg, KH, KW): ``taps[f * Cg + c] = kernel[:, :, c, f]``, filter f's taps on
+    its group's input channel c (Cg = kernel.shape[2] channels per group)."""
+    kernel_h, kernel_w, group_channels, filters = kernel.shape
+    taps = np.empty((filters * group_channels, kernel_h, kernel_w), dtype=kernel.dtype)
     for kh in range(kernel_h):
         for kw in range(kernel_w):
-            for f in range(filters):
-                if rotate:
-                    taps[f, kernel_h - 1 - kh, kernel_w - 1 - kw] = kernel[kh, kw, 0, f]
-                else:
-                    taps[f, kh, kw] = kernel[kh, kw, 0, f]
+            for c in range(group_channels):
+                for f in range(filters):
+                    taps[f * group_channels + c, kh, kw] = kernel[kh, kw, c, f]
     return taps
+
+
+@jit.kernel()
+def _grad_input_taps(kernel):
+    """(Cg * F, KH, KW): ``taps[c * F + f]`` = ``kernel[:, :, c, f]`` turned by 180 degrees,
+    what input channel c of filter f's group gets back from it."""
+    kernel_h, kernel_w, group_channels, filters = kernel.shape
+    taps = np.empty((group_channels * filters, kernel_h, kernel_w), dtype=kernel.dtype)
+    for kh in range(kernel_h):
+        for kw in range(kernel_w):
+            for c in range(group_channels):
+                for f in range(filters):
+                    taps[c * filters + f, kernel_h - 1 - kh, kernel_w - 1 - kw] = \
+                        kernel[kh, kw, c, f]
+    return taps
+
+
+@jit.kernel()
+def _finite_by_filter(taps, per_filter):
+    """Whether all taps of rows ``f * per_filter ...`` are finite, per f."""
+    rows = _finite_filters(taps)
+    finite = np.ones(taps.shape[0] // per_filter, dtype=np.bool_)
+    for f in range(finite.shape[0]):
+        for r in range(per_filter):
+            finite[f] = finite[f] and rows[f * per_filter + r]
+    return finite
 
 
 @jit.kernel()
@@ -331,10 +363,11 @@ def _fix_edge_columns(dst, d_plane, src, s_plane, plane_size, src_h, width, colu
 
 
 @jit.kernel()
-def _copy_out(dst, d0, dst_w, scratch, pitch, rows):
-    """Rows of a pitch-``pitch`` scratch block into consecutive dst rows of width dst_w."""
+def _copy_out(dst, d0, dst_w, scratch, s0, pitch, rows):
+    """Rows of a pitch-``pitch`` scratch block at ``s0`` into consecutive dst rows of
+    width dst_w."""
     for r in range(rows):
-        _copy(dst, d0 + r * dst_w, scratch, r * pitch, dst_w)
+        _copy(dst, d0 + r * dst_w, scratch, s0 + r * pitch, dst_w)
 
 
 # ---------------------------------------------------------------------------
@@ -388,6 +421,10 @@ def _phase_taps(dst, d0, buf, b0, taps, f, row_phase, col_phase, stride_h, strid
     (the input gradient's correlation).
     """
     kernel_h, kernel_w = taps.shape[1], taps.shape[2]
+    if kernel_h == 3 and kernel_w == 3 and stride_h == 1 and stride_w == 1 and not rotated:
+        _add_taps9(dst, d0, buf, b0, taps, f, dilation_h * pitch, dilation_w, np.int64(0),
+                   np.int64(0), length)
+        return
     for kh in range(kernel_h):
         if (kh * dilation_h) % stride_h != row_phase:
             continue
@@ -420,102 +457,129 @@ def _phase_taps(dst, d0, buf, b0, taps, f, row_phase, col_phase, stride_h, strid
 
 
 @jit.kernel()
-def _forward_direct(x_flat, x_plane, height, width, taps, f, bias, out_flat, d_plane, out_w,
-                    first, stop, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
+def _forward_direct(x_flat, x_plane, height, width, taps, f, group_channels, bias, out_flat,
+                    d_plane, out_w, first, stop, stride_h, stride_w, dilation_h, dilation_w,
+                    pad_top, pad_left):
     for o in range(first, stop):
         for p in range(out_w):
             total = bias[f]
-            for kh in range(taps.shape[1]):
-                ih = o * stride_h + kh * dilation_h - pad_top
-                if 0 <= ih < height:
-                    for kw in range(taps.shape[2]):
-                        iw = p * stride_w + kw * dilation_w - pad_left
-                        if 0 <= iw < width:
-                            total += taps[f, kh, kw] * x_flat[x_plane + ih * width + iw]
+            for c in range(group_channels):
+                plane = x_plane + c * height * width
+                for kh in range(taps.shape[1]):
+                    ih = o * stride_h + kh * dilation_h - pad_top
+                    if 0 <= ih < height:
+                        for kw in range(taps.shape[2]):
+                            iw = p * stride_w + kw * dilation_w - pad_left
+                            if 0 <= iw < width:
+                                total += taps[f * group_channels + c, kh, kw] \
+                                    * x_flat[plane + ih * width + iw]
             out_flat[d_plane + o * out_w + p] = total
 
 
 @jit.kernel()
 def _forward_tile(x, x_flat, taps, finite, bias, out, out_flat, tile, blocks, rows_per_tile,
                   stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    """Rows [first, stop) of the output planes of one group of one image."""
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
     filters, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
     kernel_h, kernel_w = taps.shape[1], taps.shape[2]
-    plane = tile // blocks
-    n, f = plane // filters, plane % filters
-    x_plane = (n * channels + f // (filters // channels)) * height * width
-    d_plane = plane * out_h * out_w
+    group_channels = taps.shape[0] // filters
+    groups = channels // group_channels
+    group_filters = filters // groups
+    n, g = tile // blocks // groups, tile // blocks % groups
+    x_plane = (n * channels + g * group_channels) * height * width  # the group's first
+    plane_size = height * width
+    f_first, f_stop = g * group_filters, (g + 1) * group_filters
     first = (tile % blocks) * rows_per_tile
     stop = min(first + rows_per_tile, out_h)
     rows = stop - first
-    if stride_h == 1 and stride_w == 1 and out_w <= width:
+    if stride_h == 1 and stride_w == 1 and out_w <= width and group_channels == 1:
         # Flat, in out itself or, for a narrower output, in a scratch block of
         # input-width rows whose first out_w columns are then copied out.
-        dst, d0 = out_flat, d_plane
-        if out_w < width:
-            dst, d0 = np.empty(rows * width, dtype=out.dtype), -first * width
-        _fill(dst, d0 + first * width, rows * width, bias[f])
-        _correlate_flat(dst, d0, x_flat, x_plane, height, width, first, stop, taps, f,
-                        dilation_h, dilation_w, pad_top, pad_left)
-        _fix_edge_columns(dst, d0, x_flat, x_plane, np.int64(0), height, width, out_w, first,
-                          stop, taps, f, f + 1, dilation_h, dilation_w, pad_top, pad_left, bias,
-                          f)
-        if out_w < width:
-            _copy_out(out_flat, d_plane + first * out_w, out_w, dst, width, rows)
+        # (Several input channels would recompute the edge columns over all
+        # of them, one element at a time: the padded phase buffer below is faster.)
+        scratch = np.empty(rows * width if out_w < width else 0, dtype=out.dtype)
+        for f in range(f_first, f_stop):
+            d_plane = (n * filters + f) * out_h * out_w
+            dst, d0 = out_flat, d_plane
+            if out_w < width:
+                dst, d0 = scratch, -first * width
+            _fill(dst, d0 + first * width, rows * width, bias[f])
+            _correlate_flat(dst, d0, x_flat, x_plane, height, width, first, stop, taps, f,
+                            dilation_h, dilation_w, pad_top, pad_left)
+            _fix_edge_columns(dst, d0, x_flat, x_plane, plane_size, height, width, out_w, first,
+                              stop, taps, f, f + 1, dilation_h, dilation_w, pad_top, pad_left,
+                              bias, f)
+            if out_w < width:
+                _copy_out(out_flat, d_plane + first * out_w, out_w, dst, np.int64(0), width,
+                          rows)
         return
-    if not finite[f]:
-        _forward_direct(x_flat, x_plane, height, width, taps, f, bias, out_flat, d_plane, out_w,
-                        first, stop, stride_h, stride_w, dilation_h, dilation_w, pad_top,
-                        pad_left)
+    all_finite = True
+    for f in range(f_first, f_stop):
+        all_finite = all_finite and finite[f]
+    if not all_finite:
+        for f in range(f_first, f_stop):
+            _forward_direct(x_flat, x_plane, height, width, taps, f, group_channels, bias,
+                            out_flat, (n * filters + f) * out_h * out_w, out_w, first, stop,
+                            stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
         return
+    # Phases: each input plane's phase block is copied once, for all the group's filters.
     reach_h = _reach(kernel_h, dilation_h, stride_h)
     reach_w = _reach(kernel_w, dilation_w, stride_w)
     pitch = out_w + reach_w - 1
+    block = rows * pitch
     buf = np.empty((rows + reach_h - 1) * pitch, dtype=out.dtype)
-    scratch = np.empty(rows * pitch, dtype=out.dtype)
+    scratch = np.empty(group_filters * block, dtype=out.dtype)
     origin = np.int64(0)  # a variable, not a literal: one compiled version of each helper
-    _fill(scratch, origin, rows * pitch, bias[f])
+    for f in range(f_first, f_stop):
+        _fill(scratch, (f - f_first) * block, block, bias[f])
     for row_phase in range(stride_h):
         for col_phase in range(stride_w):
             if not _phase_has_taps(origin, kernel_h, kernel_w, row_phase, col_phase, stride_h,
                                    stride_w, dilation_h, dilation_w):
                 continue
-            _phase_block(x_flat, x_plane, height, width, buf, rows + reach_h - 1, pitch,
-                         first * stride_h + row_phase - pad_top, stride_h, col_phase - pad_left,
-                         stride_w, np.bool_(True))
-            _phase_taps(scratch, origin, buf, origin, taps, f, row_phase, col_phase, stride_h,
-                        stride_w, dilation_h, dilation_w, pitch, reach_h, reach_w, np.bool_(False),
-                        (rows - 1) * pitch + out_w)
-    _copy_out(out_flat, d_plane + first * out_w, out_w, scratch, pitch, rows)
+            for c in range(group_channels):
+                _phase_block(x_flat, x_plane + c * plane_size, height, width, buf,
+                             rows + reach_h - 1, pitch, first * stride_h + row_phase - pad_top,
+                             stride_h, col_phase - pad_left, stride_w, np.bool_(True))
+                for f in range(f_first, f_stop):
+                    _phase_taps(scratch, (f - f_first) * block, buf, origin, taps,
+                                f * group_channels + c, row_phase, col_phase, stride_h, stride_w,
+                                dilation_h, dilation_w, pitch, reach_h, reach_w,
+                                np.bool_(False), (rows - 1) * pitch + out_w)
+    for f in range(f_first, f_stop):
+        _copy_out(out_flat, (n * filters + f) * out_h * out_w + first * out_w, out_w, scratch,
+                  (f - f_first) * block, pitch, rows)
 
 
 @jit.kernel()
 def _forward_setup(kernel, out):
     """Tables of the forward pass, shared read-only by its tiles."""
-    taps = _taps_by_filter(kernel, np.bool_(False))
+    taps = _forward_taps(kernel)
     rows_per_tile = _rows_per_tile(out.shape[2], out.shape[3])
-    return taps, _finite_filters(taps), rows_per_tile, -(-out.shape[2] // rows_per_tile)
+    return (taps, _finite_by_filter(taps, kernel.shape[2]), rows_per_tile,
+            -(-out.shape[2] // rows_per_tile))
 
 
 @jit.kernel(parallel=True)
-def depthwise_planes_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
-                             pad_top, pad_left):
+def grouped_planes_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
+                           pad_top, pad_left):
     """Depthwise convolution plus bias, channels_first, into ``out`` (N, F, OH, OW)."""
     taps, finite, rows_per_tile, blocks = _forward_setup(kernel, out)
     x_flat, out_flat = x.reshape(x.size), out.reshape(out.size)
-    for tile in prange(out.shape[0] * out.shape[1] * blocks):
+    for tile in prange(out.shape[0] * (x.shape[1] // kernel.shape[2]) * blocks):
         _forward_tile(x, x_flat, taps, finite, bias, out, out_flat, np.int64(tile), blocks,
                       rows_per_tile, stride_h, stride_w, dilation_h, dilation_w, pad_top,
                       pad_left)
 
 
 @jit.kernel()
-def depthwise_planes_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h,
-                                    dilation_w, pad_top, pad_left):
-    """Serial build of :func:`depthwise_planes_forward`."""
+def grouped_planes_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h,
+                                  dilation_w, pad_top, pad_left):
+    """Serial build of :func:`grouped_planes_forward`."""
     taps, finite, rows_per_tile, blocks = _forward_setup(kernel, out)
     x_flat, out_flat = x.reshape(x.size), out.reshape(out.size)
-    for tile in range(out.shape[0] * out.shape[1] * blocks):
+    for tile in range(out.shape[0] * (x.shape[1] // kernel.shape[2]) * blocks):
         _forward_tile(x, x_flat, taps, finite, bias, out, out_flat, np.int64(tile), blocks,
                       rows_per_tile, stride_h, stride_w, dilation_h, dilation_w, pad_top,
                       pad_left)
@@ -561,13 +625,16 @@ def _grad_input_direct(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, g
 @jit.kernel()
 def _grad_input_phases(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, gi_flat,
                        d_plane, width, first, stop, stride_h, stride_w, dilation_h, dilation_w,
-                       pad_top, pad_left):
-    """Phase way of the input gradient for grad_input rows [first, stop) of one plane.
+                       pad_top, pad_left, planes, plane_size):
+    """Phase way of the input gradient for grad_input rows [first, stop) of ``planes``
+    consecutive planes from ``d_plane`` (one group's channels).
 
     One zero-padded copy of the grad_output rows they need per filter, shared by
-    the phases (each at its own offset); each phase sums into its own scratch
-    block, written back into its rows and columns at the end.
+    the phases (each at its own offset) and the planes (plane ``j`` takes the taps
+    of rows ``f + j * F``, see ``_grad_input_taps``); each phase of each plane sums
+    into its own scratch block, written back into its rows and columns at the end.
     """
+    filters = taps.shape[0] // planes
     kernel_h, kernel_w = taps.shape[1], taps.shape[2]
     reach_h = _reach(kernel_h, dilation_h, stride_h)
     reach_w = _reach(kernel_w, dilation_w, stride_w)
@@ -577,8 +644,9 @@ def _grad_input_phases(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, g
     buf_rows = (stop - 1 + pad_top) // stride_h + 1 - i_min + reach_h - 1
     rows_max = -(-(stop - first) // stride_h)
     phases = stride_h * stride_w
+    block = phases * rows_max * pitch
     buf = np.empty(buf_rows * pitch, dtype=gi_flat.dtype)
-    scratch = np.zeros(phases * rows_max * pitch, dtype=gi_flat.dtype)
+    scratch = np.zeros(planes * block, dtype=gi_flat.dtype)
     one = np.int64(1)
     for f in range(f_first, f_stop):
         _phase_block(go_flat, go_plane + (f - f_first) * out_h * out_w, out_h, out_w, buf,
@@ -596,9 +664,11 @@ def _grad_input_phases(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, g
             cols = (width - 1 - j0) // stride_w + 1
             base = ((i0 + pad_top) // stride_h - i_min) * pitch + (j0 + pad_left) // stride_w \
                 - j_min
-            _phase_taps(scratch, phase * rows_max * pitch, buf, base, taps, f, row_phase,
-                        col_phase, stride_h, stride_w, dilation_h, dilation_w, pitch, reach_h,
-                        reach_w, np.bool_(True), (rows - 1) * pitch + cols)
+            for j in range(planes):
+                _phase_taps(scratch, j * block + phase * rows_max * pitch, buf, base, taps,
+                            f + j * filters, row_phase, col_phase, stride_h, stride_w,
+                            dilation_h, dilation_w, pitch, reach_h, reach_w, np.bool_(True),
+                            (rows - 1) * pitch + cols)
     for phase in range(phases):
         row_phase, col_phase = phase // stride_w, phase % stride_w
         i0 = first + (row_phase - first - pad_top) % stride_h
@@ -606,27 +676,33 @@ def _grad_input_phases(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, g
         if i0 >= stop or j0 >= width:
             continue
         cols = (width - 1 - j0) // stride_w + 1
-        for r in range((stop - 1 - i0) // stride_h + 1):
-            _scatter(gi_flat, d_plane + (i0 + r * stride_h) * width + j0, stride_w, scratch,
-                     (phase * rows_max + r) * pitch, cols)
+        for j in range(planes):
+            for r in range((stop - 1 - i0) // stride_h + 1):
+                _scatter(gi_flat, d_plane + j * plane_size + (i0 + r * stride_h) * width + j0,
+                         stride_w, scratch, j * block + (phase * rows_max + r) * pitch, cols)
 
 
 @jit.kernel()
 def _grad_input_tile(grad_output, go_flat, taps, finite, zero, grad_input, gi_flat, tile,
                      blocks, rows_per_tile, stride_h, stride_w, dilation_h, dilation_w, pad_top,
                      pad_left):
+    """Rows [first, stop) of the input-gradient planes of one group of one image."""
     channels, height, width = grad_input.shape[1], grad_input.shape[2], grad_input.shape[3]
     filters, out_h, out_w = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
-    multiplier = filters // channels
     kernel_h, kernel_w = taps.shape[1], taps.shape[2]
-    plane = tile // blocks
-    n, c = plane // channels, plane % channels
-    f_first, f_stop = c * multiplier, (c + 1) * multiplier
+    group_channels = taps.shape[0] // filters
+    groups = channels // group_channels
+    group_filters = filters // groups
+    n, g = tile // blocks // groups, tile // blocks % groups
+    f_first, f_stop = g * group_filters, (g + 1) * group_filters
     go_plane = (n * filters + f_first) * out_h * out_w
-    d_plane = plane * height * width
+    plane_size = height * width
+    d_plane = (n * channels + g * group_channels) * plane_size  # the group's first
     first = (tile % blocks) * rows_per_tile
     stop = min(first + rows_per_tile, height)
-    if stride_h == 1 and stride_w == 1 and out_w == width:
+    if stride_h == 1 and stride_w == 1 and out_w == width and group_channels == 1:
+        # (Several channels: the edge columns of each would be recomputed over all
+        # the group's filters one element at a time; the phase way is faster.)
         top = (kernel_h - 1) * dilation_h - pad_top
         left = (kernel_w - 1) * dilation_w - pad_left
         _zero(gi_flat, d_plane + first * width, (stop - first) * width)
@@ -639,22 +715,25 @@ def _grad_input_tile(grad_output, go_flat, taps, finite, zero, grad_input, gi_fl
                           left, zero, np.int64(0))
         return
     all_finite = True
-    for f in range(f_first, f_stop):
-        all_finite = all_finite and finite[f]
+    for c in range(group_channels):
+        for f in range(f_first, f_stop):
+            all_finite = all_finite and finite[c * filters + f]
     if all_finite:
         _grad_input_phases(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, gi_flat,
                            d_plane, width, first, stop, stride_h, stride_w, dilation_h,
-                           dilation_w, pad_top, pad_left)
+                           dilation_w, pad_top, pad_left, group_channels, plane_size)
     else:
-        _grad_input_direct(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, gi_flat,
-                           d_plane, width, first, stop, stride_h, stride_w, dilation_h,
-                           dilation_w, pad_top, pad_left, zero)
+        for c in range(group_channels):
+            _grad_input_direct(go_flat, go_plane, out_h, out_w, taps, c * filters + f_first,
+                               c * filters + f_stop, gi_flat, d_plane + c * plane_size, width,
+                               first, stop, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                               pad_left, zero)
 
 
 @jit.kernel()
 def _grad_input_setup(kernel, grad_input):
     """Tables of the input gradient, shared read-only by its tiles."""
-    taps = _taps_by_filter(kernel, np.bool_(True))
+    taps = _grad_input_taps(kernel)
     zero = np.zeros(1, dtype=grad_input.dtype)  # where every element's sum starts
     rows_per_tile = _rows_per_tile(grad_input.shape[2], grad_input.shape[3])
     blocks = -(-grad_input.shape[2] // rows_per_tile)
@@ -662,31 +741,31 @@ def _grad_input_setup(kernel, grad_input):
 
 
 @jit.kernel(parallel=True)
-def depthwise_planes_grad_input(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
-                                dilation_w, pad_top, pad_left):
-    """Gradient of :func:`depthwise_planes_forward` w.r.t. ``x``, into ``grad_input``."""
+def grouped_planes_grad_input(grad_output, kernel, grad_input, stride_h, stride_w, dilation_h,
+                              dilation_w, pad_top, pad_left):
+    """Gradient of :func:`grouped_planes_forward` w.r.t. ``x``, into ``grad_input``."""
     taps, finite, zero, rows_per_tile, blocks = _grad_input_setup(kernel, grad_input)
     go_flat, gi_flat = grad_output.reshape(grad_output.size), grad_input.reshape(grad_input.size)
-    for tile in prange(grad_input.shape[0] * grad_input.shape[1] * blocks):
+    for tile in prange(grad_input.shape[0] * (grad_input.shape[1] // kernel.shape[2]) * blocks):
         _grad_input_tile(grad_output, go_flat, taps, finite, zero, grad_input, gi_flat,
                          np.int64(tile), blocks, rows_per_tile, stride_h, stride_w, dilation_h,
                          dilation_w, pad_top, pad_left)
 
 
 @jit.kernel()
-def depthwise_planes_grad_input_serial(grad_output, kernel, grad_input, stride_h, stride_w,
-                                       dilation_h, dilation_w, pad_top, pad_left):
-    """Serial build of :func:`depthwise_planes_grad_input`."""
+def grouped_planes_grad_input_serial(grad_output, kernel, grad_input, stride_h, stride_w,
+                                     dilation_h, dilation_w, pad_top, pad_left):
+    """Serial build of :func:`grouped_planes_grad_input`."""
     taps, finite, zero, rows_per_tile, blocks = _grad_input_setup(kernel, grad_input)
     go_flat, gi_flat = grad_output.reshape(grad_output.size), grad_input.reshape(grad_input.size)
-    for tile in range(grad_input.shape[0] * grad_input.shape[1] * blocks):
+    for tile in range(grad_input.shape[0] * (grad_input.shape[1] // kernel.shape[2]) * blocks):
         _grad_input_tile(grad_output, go_flat, taps, finite, zero, grad_input, gi_flat,
                          np.int64(tile), blocks, rows_per_tile, stride_h, stride_w, dilation_h,
                          dilation_w, pad_top, pad_left)
 
 
 # ---------------------------------------------------------------------------
-# Kernel gradient: a tile is one filter f, or one (f, kh) with few filters.
+# Kernel gradient: a tile is one (filter, group channel) pair, or one (pair, kh) with few pairs.
 # Each tap (kh, kw) has a buffer of `lanes` elements: a block of output rows
 # in some row pitch.  The products x * grad_output of each block are added
 # into it elementwise, in block order (images, then rows), one long loop per
@@ -716,12 +795,16 @@ def _flush_products(acc, lanes, rows, pitch, kernel_w, col_first, col_stop, tota
 
 
 @jit.kernel()
-def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, f, kh_first, kh_stop,
+def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, pair, kh_first, kh_stop,
                       stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left):
+    """Kernel rows [kh_first, kh_stop) of ``grad_kernel[:, :, j, f]``, ``pair = f * Cg + j``:
+    filter f's taps on its group's input channel j."""
     batch, channels, height, width = x.shape
     filters, out_h, out_w = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
-    kernel_h, kernel_w = grad_kernel.shape[0], grad_kernel.shape[1]
-    c = f // (filters // channels)
+    kernel_h, kernel_w, group_channels = grad_kernel.shape[0], grad_kernel.shape[1], \
+        grad_kernel.shape[2]
+    f, j = pair // group_channels, pair % group_channels
+    c = f // (filters // (channels // group_channels)) * group_channels + j
     flat = stride_h == 1 and stride_w == 1 and out_w <= width
     reach_h = _reach(kernel_h, dilation_h, stride_h)
     reach_w = _reach(kernel_w, dilation_w, stride_w)
@@ -792,24 +875,26 @@ def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, f, kh_first,
     _flush_products(acc, lanes, rows, pitch, kernel_w, col_first, col_stop, totals)
     for kh in range(kh_first, kh_stop):
         for kw in range(kernel_w):
-            grad_kernel[kh, kw, 0, f] = totals[(kh - kh_first) * kernel_w + kw]
+            grad_kernel[kh, kw, j, f] = totals[(kh - kh_first) * kernel_w + kw]
 
 
 @jit.kernel()
 def _kernel_rows_per_tile(grad_kernel):
-    """Kernel rows per tile of the kernel gradient: all of them, or one with few filters."""
-    return grad_kernel.shape[0] if grad_kernel.shape[3] >= FILTER_TILES_MIN else 1
+    """Kernel rows per tile of the kernel gradient: all of them, or one with few
+    (filter, channel) pairs."""
+    pairs = grad_kernel.shape[2] * grad_kernel.shape[3]
+    return grad_kernel.shape[0] if pairs >= FILTER_TILES_MIN else 1
 
 
 @jit.kernel(parallel=True)
-def depthwise_planes_grad_kernel(x, grad_output, grad_kernel, stride_h, stride_w, dilation_h,
-                                 dilation_w, pad_top, pad_left):
-    """Gradient of :func:`depthwise_planes_forward` w.r.t. ``kernel``, into ``grad_kernel``."""
+def grouped_planes_grad_kernel(x, grad_output, grad_kernel, stride_h, stride_w, dilation_h,
+                               dilation_w, pad_top, pad_left):
+    """Gradient of :func:`grouped_planes_forward` w.r.t. ``kernel``, into ``grad_kernel``."""
     kernel_h = grad_kernel.shape[0]
     x_flat, go_flat = x.reshape(x.size), grad_output.reshape(grad_output.size)
     rows = _kernel_rows_per_tile(grad_kernel)
     blocks = -(-kernel_h // rows)
-    for tile in prange(grad_kernel.shape[3] * blocks):
+    for tile in prange(grad_kernel.shape[2] * grad_kernel.shape[3] * blocks):
         kh_first = (tile % blocks) * rows
         _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, np.int64(tile // blocks),
                           kh_first, min(kh_first + rows, kernel_h), stride_h, stride_w,
@@ -817,14 +902,14 @@ def depthwise_planes_grad_kernel(x, grad_output, grad_kernel, stride_h, stride_w
 
 
 @jit.kernel()
-def depthwise_planes_grad_kernel_serial(x, grad_output, grad_kernel, stride_h, stride_w,
-                                        dilation_h, dilation_w, pad_top, pad_left):
-    """Serial build of :func:`depthwise_planes_grad_kernel`."""
+def grouped_planes_grad_kernel_serial(x, grad_output, grad_kernel, stride_h, stride_w,
+                                      dilation_h, dilation_w, pad_top, pad_left):
+    """Serial build of :func:`grouped_planes_grad_kernel`."""
     kernel_h = grad_kernel.shape[0]
     x_flat, go_flat = x.reshape(x.size), grad_output.reshape(grad_output.size)
     rows = _kernel_rows_per_tile(grad_kernel)
     blocks = -(-kernel_h // rows)
-    for tile in range(grad_kernel.shape[3] * blocks):
+    for tile in range(grad_kernel.shape[2] * grad_kernel.shape[3] * blocks):
         kh_first = (tile % blocks) * rows
         _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, np.int64(tile // blocks),
                           kh_first, min(kh_first + rows, kernel_h), stride_h, stride_w,

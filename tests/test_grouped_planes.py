@@ -1,4 +1,5 @@
-"""The channels_first depthwise kernels of numconv/kernels/planes.py, called directly.
+"""The channels_first grouped (and depthwise) kernels of numconv/kernels/planes.py,
+called directly.
 
 Every case is compared with the float64 reference of tests/reference.py (padding
 given explicitly), and in float32 the serial build with the parallel one, bit
@@ -20,8 +21,9 @@ from numconv.kernels import planes
 
 from reference import conv2d_grads_reference, conv2d_reference
 
-# (batch, channels, multiplier, (height, width), (kernel_h, kernel_w), strides, dilation,
-#  ((pad_top, pad_bottom), (pad_left, pad_right)))
+# (batch, groups, filters per group, (height, width), (kernel_h, kernel_w), strides,
+#  dilation, ((pad_top, pad_bottom), (pad_left, pad_right))[, channels per group]);
+# one channel per group (depthwise) unless given.
 CASES = [
     (2, 3, 1, (9, 8), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),    # flat, 'same'
     (1, 2, 2, (7, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0))),    # narrower, 'valid', M = 2
@@ -45,6 +47,12 @@ CASES = [
     (1, 1, 1, (300, 40), (3, 3), (1, 2), (1, 1), ((1, 1), (1, 1))),   # strided, row blocks
     (2, 1, 1, (150, 400), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),  # flat, one row per
     # block: over 256 blocks per filter
+    # Several channels per group: phases for every job but the flat kernel gradient.
+    (2, 2, 3, (9, 8), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 4),   # 'same'
+    (1, 3, 2, (7, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)), 2),   # 'valid'
+    (2, 2, 2, (9, 7), (3, 2), (2, 3), (1, 2), ((1, 1), (0, 2)), 3),   # strides, dilation
+    (1, 2, 1, (7, 10), (5, 2), (1, 1), (1, 3), ((0, 3), (2, 1)), 2),  # dilation (1, 3)
+    (1, 1, 2, (90, 70), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 3),  # row blocks
 ]
 
 DTYPES = [np.float32, np.float64]
@@ -54,7 +62,7 @@ TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 
 def _geometry(case):
     _, _, _, (height, width), (kernel_h, kernel_w), (stride_h, stride_w), \
-        (dilation_h, dilation_w), ((top, bottom), (left, right)) = case
+        (dilation_h, dilation_w), ((top, bottom), (left, right)) = case[:8]
     out_h = (height + top + bottom - (kernel_h - 1) * dilation_h - 1) // stride_h + 1
     out_w = (width + left + right - (kernel_w - 1) * dilation_w - 1) // stride_w + 1
     scalars = (stride_h, stride_w, dilation_h, dilation_w, top, left)
@@ -62,17 +70,21 @@ def _geometry(case):
 
 
 def _options(case):
-    channels, strides, dilation, pads = case[1], case[5], case[6], case[7]
+    groups, strides, dilation, pads = case[1], case[5], case[6], case[7]
     return dict(strides=strides, padding=pads, data_format="channels_first",
-                dilation_rate=dilation, groups=channels)
+                dilation_rate=dilation, groups=groups)
+
+
+def _group_channels(case):
+    return case[8] if len(case) > 8 else 1
 
 
 def _arrays(case, dtype, rng):
-    batch, channels, multiplier, (height, width), (kernel_h, kernel_w) = case[:5]
-    filters = channels * multiplier
+    batch, groups, multiplier, (height, width), (kernel_h, kernel_w) = case[:5]
+    channels, filters = groups * _group_channels(case), groups * multiplier
     (out_h, out_w), _ = _geometry(case)
     x = rng.standard_normal((batch, channels, height, width)).astype(dtype)
-    kernel = rng.standard_normal((kernel_h, kernel_w, 1, filters)).astype(dtype)
+    kernel = rng.standard_normal((kernel_h, kernel_w, _group_channels(case), filters)).astype(dtype)
     bias = rng.standard_normal(filters).astype(dtype)
     grad_output = rng.standard_normal((batch, filters, out_h, out_w)).astype(dtype)
     return x, kernel, bias, grad_output
@@ -80,13 +92,13 @@ def _arrays(case, dtype, rng):
 
 def _run(suffix, x, kernel, bias, grad_output, scalars):
     out = np.empty_like(grad_output)
-    getattr(planes, "depthwise_planes_forward" + suffix)(x, kernel, bias, out, *scalars)
+    getattr(planes, "grouped_planes_forward" + suffix)(x, kernel, bias, out, *scalars)
     grad_input = np.empty_like(x)
-    getattr(planes, "depthwise_planes_grad_input" + suffix)(grad_output, kernel, grad_input,
-                                                            *scalars)
+    getattr(planes, "grouped_planes_grad_input" + suffix)(grad_output, kernel, grad_input,
+                                                          *scalars)
     grad_kernel = np.empty_like(kernel)
-    getattr(planes, "depthwise_planes_grad_kernel" + suffix)(x, grad_output, grad_kernel,
-                                                             *scalars)
+    getattr(planes, "grouped_planes_grad_kernel" + suffix)(x, grad_output, grad_kernel,
+                                                           *scalars)
     return out, grad_input, grad_kernel
 
 
@@ -147,28 +159,30 @@ def test_cases_reach_every_way_through_a_plane():
 # Determinism of the kernel gradient: serial, parallel, one or two threads.
 
 
-@pytest.mark.parametrize("channels, multiplier", [(32, 1), (4, 2)])  # tiles by f, by (f, kh)
-def test_grad_kernel_is_bit_identical_across_builds_and_thread_counts(channels, multiplier):
+# tiles by (f, c) pair, by (f, c, kh)
+@pytest.mark.parametrize("channels, multiplier, groups", [(32, 1, 32), (4, 2, 4), (8, 4, 2)])
+def test_grad_kernel_is_bit_identical_across_builds_and_thread_counts(channels, multiplier,
+                                                                      groups):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((4, channels, 40, 40)).astype(np.float32)
-    grad_output = rng.standard_normal((4, channels * multiplier, 40, 40)).astype(np.float32)
+    grad_output = rng.standard_normal((4, groups * multiplier, 40, 40)).astype(np.float32)
     scalars = (1, 1, 1, 1, 1, 1)
-    serial = np.empty((3, 3, 1, channels * multiplier), dtype=np.float32)
-    planes.depthwise_planes_grad_kernel_serial(x, grad_output, serial, *scalars)
+    serial = np.empty((3, 3, channels // groups, groups * multiplier), dtype=np.float32)
+    planes.grouped_planes_grad_kernel_serial(x, grad_output, serial, *scalars)
     threads = numba.get_num_threads()
     try:
         for count in sorted({1, threads}):
             numba.set_num_threads(count)
             parallel = np.empty_like(serial)
-            planes.depthwise_planes_grad_kernel(x, grad_output, parallel, *scalars)
+            planes.grouped_planes_grad_kernel(x, grad_output, parallel, *scalars)
             assert np.array_equal(parallel, serial)
     finally:
         numba.set_num_threads(threads)
     expected = conv2d_grads_reference(x, np.zeros(serial.shape), grad_output, padding=1,
-                                      data_format="channels_first", groups=channels)[1]
+                                      data_format="channels_first", groups=groups)[1]
     magnitude = conv2d_grads_reference(np.abs(x), np.zeros(serial.shape), np.abs(grad_output),
                                        padding=1, data_format="channels_first",
-                                       groups=channels)[1]
+                                       groups=groups)[1]
     _assert_close(serial, expected, magnitude, np.float32)
 
 
@@ -189,31 +203,28 @@ def _direct(x, kernel, bias, grad_output, scalars):
 def _direct_loops(x, kernel, bias, grad_output, scalars, out, grad_input, grad_kernel):
     stride_h, stride_w, dilation_h, dilation_w, top, left = scalars
     batch, channels, height, width = x.shape
-    kernel_h, kernel_w, _, filters = kernel.shape
-    multiplier = filters // channels
-    for n in range(batch):
-        for f in range(filters):
-            c = f // multiplier
-            for oh in range(out.shape[2]):
-                for ow in range(out.shape[3]):
-                    total = float(bias[f])
-                    for kh in range(kernel_h):
-                        for kw in range(kernel_w):
-                            ih = oh * stride_h + kh * dilation_h - top
-                            iw = ow * stride_w + kw * dilation_w - left
-                            if 0 <= ih < height and 0 <= iw < width:
-                                weight = float(kernel[kh, kw, 0, f])
-                                total += float(x[n, c, ih, iw]) * weight
-                                grad = float(grad_output[n, f, oh, ow])
-                                grad_input[n, c, ih, iw] += grad * weight
-                                grad_kernel[kh, kw, 0, f] += float(x[n, c, ih, iw]) * grad
-                    out[n, f, oh, ow] = total
+    kernel_h, kernel_w, group_channels, filters = kernel.shape
+    group_filters = filters // (channels // group_channels)
+    for n, f, oh, ow in np.ndindex(batch, filters, out.shape[2], out.shape[3]):
+        total = float(bias[f])
+        for j, kh, kw in np.ndindex(group_channels, kernel_h, kernel_w):
+            c = f // group_filters * group_channels + j
+            ih = oh * stride_h + kh * dilation_h - top
+            iw = ow * stride_w + kw * dilation_w - left
+            if 0 <= ih < height and 0 <= iw < width:
+                weight = float(kernel[kh, kw, j, f])
+                total += float(x[n, c, ih, iw]) * weight
+                grad = float(grad_output[n, f, oh, ow])
+                grad_input[n, c, ih, iw] += grad * weight
+                grad_kernel[kh, kw, j, f] += float(x[n, c, ih, iw]) * grad
+        out[n, f, oh, ow] = total
 
 
 NONFINITE_CASES = [
     (1, 2, 1, (6, 7), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),    # flat
     (1, 2, 2, (6, 7), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 0))),    # narrower
     (1, 2, 1, (6, 7), (3, 3), (2, 1), (1, 1), ((1, 1), (1, 1))),    # strided
+    (1, 2, 2, (6, 7), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 2),  # two channels per group
 ]
 
 
@@ -259,13 +270,13 @@ def test_empty_batch_writes_zero_kernel_gradient(suffix):
     grad_output = np.empty((0, 2, 5, 5), dtype=np.float32)
     kernel = np.ones((3, 3, 1, 2), dtype=np.float32)
     out, grad_input = np.empty_like(grad_output), np.empty_like(x)
-    getattr(planes, "depthwise_planes_forward" + suffix)(x, kernel, np.zeros(2, np.float32), out,
-                                                         1, 1, 1, 1, 1, 1)
-    getattr(planes, "depthwise_planes_grad_input" + suffix)(grad_output, kernel, grad_input,
-                                                            1, 1, 1, 1, 1, 1)
+    getattr(planes, "grouped_planes_forward" + suffix)(x, kernel, np.zeros(2, np.float32), out,
+                                                       1, 1, 1, 1, 1, 1)
+    getattr(planes, "grouped_planes_grad_input" + suffix)(grad_output, kernel, grad_input,
+                                                          1, 1, 1, 1, 1, 1)
     grad_kernel = np.full(kernel.shape, np.nan, dtype=np.float32)
-    getattr(planes, "depthwise_planes_grad_kernel" + suffix)(x, grad_output, grad_kernel,
-                                                             1, 1, 1, 1, 1, 1)
+    getattr(planes, "grouped_planes_grad_kernel" + suffix)(x, grad_output, grad_kernel,
+                                                           1, 1, 1, 1, 1, 1)
     assert np.array_equal(grad_kernel, np.zeros(kernel.shape))
 
 
@@ -273,8 +284,8 @@ def test_serial_kernels_are_callable_from_user_njit_code():
     @numba.njit
     def user_forward(x, kernel, bias, stride, dilation, pad):
         out = np.empty((x.shape[0], kernel.shape[3], x.shape[2], x.shape[3]), dtype=x.dtype)
-        planes.depthwise_planes_forward_serial(x, kernel, bias, out, stride, stride, dilation,
-                                               dilation, pad, pad)
+        planes.grouped_planes_forward_serial(x, kernel, bias, out, stride, stride, dilation,
+                                             dilation, pad, pad)
         return out
 
     case = CASES[0]
@@ -292,7 +303,8 @@ def geometries(draw):
     dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
     case = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 2)),
-            (height, width), (kernel_h, kernel_w), strides, dilation, pads)
+            (height, width), (kernel_h, kernel_w), strides, dilation, pads,
+            draw(st.integers(1, 3)))
     (out_h, out_w), _ = _geometry(case)
     if out_h < 1 or out_w < 1:
         kernel_h, kernel_w = 1, 1  # always fits: stays a valid geometry
