@@ -40,6 +40,7 @@ CASES = [
     (2, 12, 11, 1, 1, 7, (3, 3), 2, 2, "same"),      # nine terms: strided, dilated, borders
     (2, 5, 6, 4, 1, 9, (1, 1), 1, 1, "valid"),       # four terms (zero rows pad the pass)
     (3, 7, 9, 2, 1, 17, (2, 2), 1, 1, "same"),       # eight terms, padding only bottom-right
+    (2, 6, 7, 4, 2, 128, (3, 3), 1, 1, "same"),     # 64 filters per group: per-group loops
 ]
 
 
