@@ -253,7 +253,7 @@ def _finite_filters(taps):
 
 @jit.kernel()
 def _correlate_flat(dst, d_plane, src, s_plane, src_h, width, first, stop, taps, f,
-                    dilation_h, dilation_w, top, left):
+                    dilation_h, dilation_w, top, left, columns):
     """Add the taps to dst rows [first, stop), kernel rows in order, three taps per pass.
 
     Rows whose source row lies outside the plane skip the kernel row.  Columns
@@ -261,12 +261,15 @@ def _correlate_flat(dst, d_plane, src, s_plane, src_h, width, first, stop, taps,
     at the plane's ends): _fix_edge_columns recomputes them afterwards.  A 3x3
     kernel takes the elements every tap reaches in one pass of nine (the same
     sums in the same order, with one read and write of dst instead of three).
+    Only the first ``columns`` of the last row are computed: a narrower output
+    never reads the rest.
     """
     kernel_h, kernel_w = taps.shape[1], taps.shape[2]
     size = src_h * width
+    end = (stop - 1) * width + columns
     lo9 = hi9 = np.int64(0)
     if kernel_h == 3 and kernel_w == 3:
-        lo9, hi9 = first * width, stop * width
+        lo9, hi9 = first * width, end
         for kh in range(3):
             lo_row, hi_row = _tap_rows(first, stop, kh * dilation_h - top, src_h)
             offset = (kh * dilation_h - top) * width - left
@@ -286,7 +289,7 @@ def _correlate_flat(dst, d_plane, src, s_plane, src_h, width, first, stop, taps,
             group = min(3, kernel_w - t0)
             offset = row_offset + t0 * dilation_w - left
             lo = max(lo_row * width, -offset)
-            hi = min(hi_row * width, size - offset - (group - 1) * dilation_w)
+            hi = min(hi_row * width, size - offset - (group - 1) * dilation_w, end)
             # the part of [lo, hi) the nine-tap pass did not take: before it, then after it
             for part in range(2):
                 part_lo = lo if part == 0 else max(lo, hi9)
@@ -337,10 +340,12 @@ def _fix_edge_columns(dst, d_plane, src, s_plane, plane_size, src_h, width, colu
     a time: loops down a column would be vectorised into slow gathers and scatters.
     """
     kernel_h, kernel_w = taps.shape[1], taps.shape[2]
-    taps_flat = taps.reshape(taps.size)
-    step = np.uint64(dilation_w)
     left_stop = min(max(left, 0), columns)
     right_first = max(min(width - (kernel_w - 1) * dilation_w + left, columns), left_stop)
+    if left_stop == 0 and right_first >= columns:  # every tap valid in every column
+        return
+    taps_flat = taps.reshape(taps.size)
+    step = np.uint64(dilation_w)
     p = 0
     while p < columns:
         if p == left_stop:  # skip the columns where every tap is valid
@@ -506,7 +511,7 @@ def _forward_tile(x, x_flat, taps, finite, bias, out, out_flat, tile, blocks, ro
                 dst, d0 = scratch, -first * width
             _fill(dst, d0 + first * width, rows * width, bias[f])
             _correlate_flat(dst, d0, x_flat, x_plane, height, width, first, stop, taps, f,
-                            dilation_h, dilation_w, pad_top, pad_left)
+                            dilation_h, dilation_w, pad_top, pad_left, out_w)
             _fix_edge_columns(dst, d0, x_flat, x_plane, plane_size, height, width, out_w, first,
                               stop, taps, f, f + 1, dilation_h, dilation_w, pad_top, pad_left,
                               bias, f)
@@ -709,7 +714,7 @@ def _grad_input_tile(grad_output, go_flat, taps, finite, zero, grad_input, gi_fl
         for f in range(f_first, f_stop):
             _correlate_flat(gi_flat, d_plane, go_flat, go_plane + (f - f_first) * out_h * out_w,
                             out_h, width, first, stop, taps, f, dilation_h, dilation_w, top,
-                            left)
+                            left, width)
         _fix_edge_columns(gi_flat, d_plane, go_flat, go_plane, out_h * out_w, out_h, width,
                           width, first, stop, taps, f_first, f_stop, dilation_h, dilation_w, top,
                           left, zero, np.int64(0))
