@@ -194,31 +194,24 @@ def _rows_per_tile(rows, cols):
 
 
 @jit.kernel()
-def _forward_taps(kernel):
-    """(F * Cg, KH, KW): ``taps[f * Cg + c] = kernel[:, :, c, f]``, filter f's taps on
-    its group's input channel c (Cg = kernel.shape[2] channels per group)."""
+def _planes_taps(kernel, rotate):
+    """(F * Cg, KH, KW) copy of the taps, a row per (filter f, group channel c).
+
+    Forward: ``taps[f * Cg + c] = kernel[:, :, c, f]``, a filter's channels side by
+    side.  ``rotate`` (input gradient): ``taps[c * F + f]`` = ``kernel[:, :, c, f]``
+    turned by 180 degrees, a channel's filters side by side.
+    """
     kernel_h, kernel_w, group_channels, filters = kernel.shape
     taps = np.empty((filters * group_channels, kernel_h, kernel_w), dtype=kernel.dtype)
     for kh in range(kernel_h):
         for kw in range(kernel_w):
             for c in range(group_channels):
                 for f in range(filters):
-                    taps[f * group_channels + c, kh, kw] = kernel[kh, kw, c, f]
-    return taps
-
-
-@jit.kernel()
-def _grad_input_taps(kernel):
-    """(Cg * F, KH, KW): ``taps[c * F + f]`` = ``kernel[:, :, c, f]`` turned by 180 degrees,
-    what input channel c of filter f's group gets back from it."""
-    kernel_h, kernel_w, group_channels, filters = kernel.shape
-    taps = np.empty((group_channels * filters, kernel_h, kernel_w), dtype=kernel.dtype)
-    for kh in range(kernel_h):
-        for kw in range(kernel_w):
-            for c in range(group_channels):
-                for f in range(filters):
-                    taps[c * filters + f, kernel_h - 1 - kh, kernel_w - 1 - kw] = \
-                        kernel[kh, kw, c, f]
+                    if rotate:
+                        taps[c * filters + f, kernel_h - 1 - kh, kernel_w - 1 - kw] = \
+                            kernel[kh, kw, c, f]
+                    else:
+                        taps[f * group_channels + c, kh, kw] = kernel[kh, kw, c, f]
     return taps
 
 
@@ -560,7 +553,7 @@ def _forward_tile(x, x_flat, taps, finite, bias, out, out_flat, tile, blocks, ro
 @jit.kernel()
 def _forward_setup(kernel, out):
     """Tables of the forward pass, shared read-only by its tiles."""
-    taps = _forward_taps(kernel)
+    taps = _planes_taps(kernel, np.bool_(False))
     rows_per_tile = _rows_per_tile(out.shape[2], out.shape[3])
     return (taps, _finite_by_filter(taps, kernel.shape[2]), rows_per_tile,
             -(-out.shape[2] // rows_per_tile))
@@ -636,7 +629,7 @@ def _grad_input_phases(go_flat, go_plane, out_h, out_w, taps, f_first, f_stop, g
 
     One zero-padded copy of the grad_output rows they need per filter, shared by
     the phases (each at its own offset) and the planes (plane ``j`` takes the taps
-    of rows ``f + j * F``, see ``_grad_input_taps``); each phase of each plane sums
+    of rows ``f + j * F``, see ``_planes_taps``); each phase of each plane sums
     into its own scratch block, written back into its rows and columns at the end.
     """
     filters = taps.shape[0] // planes
@@ -738,7 +731,7 @@ def _grad_input_tile(grad_output, go_flat, taps, finite, zero, grad_input, gi_fl
 @jit.kernel()
 def _grad_input_setup(kernel, grad_input):
     """Tables of the input gradient, shared read-only by its tiles."""
-    taps = _grad_input_taps(kernel)
+    taps = _planes_taps(kernel, np.bool_(True))
     zero = np.zeros(1, dtype=grad_input.dtype)  # where every element's sum starts
     rows_per_tile = _rows_per_tile(grad_input.shape[2], grad_input.shape[3])
     blocks = -(-grad_input.shape[2] // rows_per_tile)
