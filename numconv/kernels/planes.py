@@ -283,12 +283,11 @@ def _correlate_flat(dst, d_plane, src, s_plane, src_h, width, first, stop, taps,
             offset = row_offset + t0 * dilation_w - left
             lo = max(lo_row * width, -offset)
             hi = min(hi_row * width, size - offset - (group - 1) * dilation_w, end)
-            # the part of [lo, hi) the nine-tap pass did not take: before it, then after it
+            # the part of [lo, hi) the nine-tap pass did not take: before it, then after
+            # it (without that pass, lo9 = hi9 = 0 and the second part is all of it)
             for part in range(2):
                 part_lo = lo if part == 0 else max(lo, hi9)
                 part_hi = min(hi, lo9) if part == 0 else hi
-                if hi9 == lo9:  # no nine-tap pass: the whole range at once
-                    part_lo, part_hi = (lo, hi) if part == 0 else (hi, hi)
                 if part_hi <= part_lo:
                     continue
                 s0 = s_plane + part_lo + offset
@@ -799,8 +798,7 @@ def _grad_kernel_tile(x, x_flat, grad_output, go_flat, grad_kernel, pair, kh_fir
     filter f's taps on its group's input channel j."""
     batch, channels, height, width = x.shape
     filters, out_h, out_w = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
-    kernel_h, kernel_w, group_channels = grad_kernel.shape[0], grad_kernel.shape[1], \
-        grad_kernel.shape[2]
+    kernel_h, kernel_w, group_channels = grad_kernel.shape[:3]
     f, j = pair // group_channels, pair % group_channels
     c = f // (filters // (channels // group_channels)) * group_channels + j
     flat = stride_h == 1 and stride_w == 1 and out_w <= width
