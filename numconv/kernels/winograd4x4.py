@@ -146,30 +146,32 @@ def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, dilation_h, di
     if rows <= 0 or cols <= 0:  # a phase with no outputs left in this tile
         return
     _output_rows(products, t - tile0, patch, constants)
-    two, four, _, eight = constants
     for r in range(rows):
-        s0, s1, s2 = patch[6 * r], patch[6 * r + 1], patch[6 * r + 2]
-        s3, s4, s5 = patch[6 * r + 3], patch[6 * r + 4], patch[6 * r + 5]
-        row = out[n, oh + dilation_h * r]
-        if cols == 4:
-            y0, y1 = row[ow], row[ow + dilation_w]
-            y2, y3 = row[ow + 2 * dilation_w], row[ow + 3 * dilation_w]
-            for f in range(patch.shape[1]):
-                plus, minus = s1[f] + s2[f], s1[f] - s2[f]
-                plus2, minus2 = s3[f] + s4[f], s3[f] - s4[f]
-                y0[f] = s0[f] + plus + plus2 + bias[f]
-                y1[f] = minus + two * minus2 + bias[f]
-                y2[f] = plus + four * plus2 + bias[f]
-                y3[f] = minus + eight * minus2 + s5[f] + bias[f]
-            continue
-        for f in range(patch.shape[1]):  # the image's last, partial column of tiles
-            plus, minus = s1[f] + s2[f], s1[f] - s2[f]
-            plus2, minus2 = s3[f] + s4[f], s3[f] - s4[f]
-            row[ow, f] = s0[f] + plus + plus2 + bias[f]
-            if cols > 1:
-                row[ow + dilation_w, f] = minus + two * minus2 + bias[f]
-            if cols > 2:
-                row[ow + 2 * dilation_w, f] = plus + four * plus2 + bias[f]
+        for c in range(cols):
+            _output_pixel(patch, 6 * r, c, bias, out, n, oh + dilation_h * r,
+                          ow + dilation_w * c, constants)
+
+
+@jit.kernel(inline=True)
+def _output_pixel(patch, row, column, bias, out, n, oh, ow, constants):
+    """Output ``column`` of (A^T m) A from patch rows ``row .. row + 5``, plus bias.
+
+    One loop per output pixel: with a row's four stores in one loop LLVM could not
+    rule out their overlap and left it mostly scalar (float64 resnet3x3's output
+    transform, chunks of 256 tiles: 3.22 -> 2.21 ms).
+    """
+    two, four, _, eight = constants
+    for f in range(patch.shape[1]):
+        plus, minus = patch[row + 1, f] + patch[row + 2, f], patch[row + 1, f] - patch[row + 2, f]
+        plus2, minus2 = patch[row + 3, f] + patch[row + 4, f], patch[row + 3, f] - patch[row + 4, f]
+        if column == 0:
+            out[n, oh, ow, f] = patch[row, f] + plus + plus2 + bias[f]
+        elif column == 1:
+            out[n, oh, ow, f] = minus + two * minus2 + bias[f]
+        elif column == 2:
+            out[n, oh, ow, f] = plus + four * plus2 + bias[f]
+        else:
+            out[n, oh, ow, f] = minus + eight * minus2 + patch[row + 5, f] + bias[f]
 
 
 @jit.kernel()
