@@ -615,22 +615,45 @@ def test_nan_and_inf_propagate_through_blas(monkeypatch):
 @pytest.mark.parametrize("where", ["x", "kernel", "grad_output"])
 @pytest.mark.parametrize("dilation_rate", [1, 2])
 @pytest.mark.parametrize("height", [9, 8])  # 9: a short last row of tiles
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])  # F(4x4, 3x3), F(2x2, 3x3)
+@pytest.mark.parametrize("padding", ["same", "valid"])  # 'valid': edge rows in one band only
 def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(
-    monkeypatch, where, dilation_rate, height
+    monkeypatch, where, dilation_rate, height, dtype, padding
 ):
     # Winograd's transforms would spread an Inf or NaN to neighbouring outputs of
     # its tile; the path notices and falls back to im2col.
     monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
     force_paths(monkeypatch, "winograd", "flipped", "winograd")
     rng = np.random.default_rng(10)
-    x = rng.standard_normal((2, height, 8, 3))
-    kernel = rng.standard_normal((3, 3, 3, 4))
-    grad_output = rng.standard_normal((2, height, 8, 4))
+    x = rng.standard_normal((2, height, 8, 3)).astype(dtype)
+    kernel = rng.standard_normal((3, 3, 3, 4)).astype(dtype)
+    grad_output = rng.standard_normal((2, height, 8, 4)).astype(dtype)
     target = {"x": x, "kernel": kernel, "grad_output": grad_output}[where]
+    if padding == "valid":
+        reach = 2 * dilation_rate
+        grad_output = grad_output[:, : height - reach, : 8 - reach].copy()
+        target = {"x": x, "kernel": kernel, "grad_output": grad_output}[where]
     target.flat[5] = np.inf
     target.flat[target.size // 2] = np.nan
-    options = dict(padding="same", dilation_rate=dilation_rate)
+    target.flat[-1] = -np.inf  # the last row: only the last row of tiles reads it
+    options = dict(padding=padding, dilation_rate=dilation_rate)
     assert_nonfinite_where_reference_has_them(x, kernel, grad_output, **options)
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_an_infinite_kernel_keeps_the_input_gradient_off_the_flipped_path(padding):
+    # The flipped path (stride 1, 16 channels or more) runs the flipped kernel over
+    # zero-padded grad_output; an Inf tap there would give 0 * Inf = NaN at the
+    # border, where the input gradient has no such term.
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 15, 14, 32))
+    kernel = rng.standard_normal((3, 3, 32, 16))
+    kernel[0, 0, 3, 1] = np.inf
+    kernel[2, 2, 5, 2] = -np.inf
+    geometry = geometry_of(x.shape, kernel.shape, padding=padding)
+    assert nn_conv.grad_input_path(geometry) == "flipped"
+    grad_output = rng.standard_normal(nn.conv2d(x, kernel, padding=padding).shape)
+    assert_nonfinite_where_reference_has_them(x, kernel, grad_output, padding=padding)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -334,6 +334,10 @@ def conv2d_grads(
         )
     channels_first = geometry.data_format == "channels_first"
     gin_path = _paths.grad_input_path(geometry)
+    if gin_path == "flipped" and not np.isfinite(kernel).all():
+        # The flipped kernel runs over zero-padded grad_output: 0 * Inf would put a
+        # NaN where the input gradient has no term.
+        gin_path = "col2im"
     gker_path = _paths.grad_kernel_path(geometry)
     # channels_first data stays in planes on the col2im and im2col paths, for the
     # planes kernels and for the bias; only the other paths need the channels_last copies.
