@@ -640,6 +640,27 @@ def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(
     assert_nonfinite_where_reference_has_them(x, kernel, grad_output, **options)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("where", ["x", "grad_output"])
+@pytest.mark.parametrize("row", [0, 1, 2, 3, 6, 7])
+@pytest.mark.parametrize("padding", ["same", "valid"])  # 'valid': rows in one window row only
+def test_a_single_inf_in_any_row_leaves_the_winograd_path(
+    monkeypatch, dtype, where, row, padding
+):
+    # Each row of a tile's window is checked: an Inf anywhere (here alone, so no
+    # other tile of the chunk gives the fallback away) keeps the transforms off.
+    monkeypatch.setattr(nn_conv, "WINOGRAD_MIN_CHANNELS", 1)
+    force_paths(monkeypatch, "winograd", "flipped", "winograd")
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((1, 8, 6, 3)).astype(dtype)
+    kernel = rng.standard_normal((3, 3, 3, 2)).astype(dtype)
+    out_shape = nn.conv2d(x, kernel, padding=padding).shape
+    grad_output = rng.standard_normal(out_shape).astype(dtype)
+    target = {"x": x, "grad_output": grad_output}[where]
+    target[0, row % target.shape[1], 3, 1] = np.inf
+    assert_nonfinite_where_reference_has_them(x, kernel, grad_output, padding=padding)
+
+
 @pytest.mark.parametrize("padding", ["same", "valid"])
 def test_an_infinite_kernel_keeps_the_input_gradient_off_the_flipped_path(padding):
     # The flipped path (stride 1, 16 channels or more) runs the flipped kernel over

@@ -226,19 +226,19 @@ def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, p
 
 
 @jit.kernel()
-def _band_columns(tiles_w, pad_left, dilation_w):
-    """(first input column, columns) that the 4x4 windows of one tile row span."""
+def _band_columns(tiles_w, pad_left, dilation_w, window):
+    """(first column, columns) that the ``window``-wide windows of one tile row span."""
     last = 0
     for tw in range(tiles_w):
         last = max(last, _tile_start(tw, 2, dilation_w))
-    return -pad_left, last + 3 * dilation_w + 1
+    return -pad_left, last + (window - 1) * dilation_w + 1
 
 
 @jit.kernel()
 def _transform_input_by_tile_rows(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top,
                                   pad_left, patch, dilation_h, dilation_w):
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
-    first_col, columns = _band_columns(tiles_w, pad_left, dilation_w)
+    first_col, columns = _band_columns(tiles_w, pad_left, dilation_w, 4)
     # band: row k of B^T d over the band, flat (k, column, channel).
     band = np.zeros(4 * columns * channels, dtype=tiles.dtype)
     flags = np.empty(channels, dtype=tiles.dtype)
@@ -258,17 +258,8 @@ def _transform_input_by_tile_rows(x, tiles, finite, tile0, tile1, tiles_h, tiles
         r1 = _row_offset(n, top + dilation_h, col0, height, width, channels)
         r2 = _row_offset(n, top + 2 * dilation_h, col0, height, width, channels)
         r3 = _row_offset(n, top + 3 * dilation_h, col0, height, width, channels)
-        flags[:] = 0.0
-        for r in (r0, r1, r2, r3):
-            if r >= 0:
-                for col in range(col1 - col0):
-                    for c in range(channels):
-                        v = x_flat[np.uint64(r + col * channels + c)]
-                        flags[c] += v - v
-        check = 0.0
-        for c in range(channels):
-            check += flags[c]
-        if check != 0.0:  # an Inf or NaN in the band: per tile, for each tile's flag
+        if not _rows_finite(x_flat, (r0, r1, r2, r3), run, flags):
+            # An Inf or NaN in the band: tile by tile, for each tile's flag.
             for u in range(t, stop):
                 _input_tile(x, tiles, finite, u, tile0, tiles_h, tiles_w, pad_top, pad_left,
                             patch, 2, 1, 1, dilation_h, dilation_w)
@@ -297,6 +288,27 @@ def _transform_input_by_tile_rows(x, tiles, finite, tile0, tile1, tiles_h, tiles
                 _band_combination(band, row + c1, row + c3, -1.0, tiles_flat, out + 3 * plane,
                                   channels)
         t = stop
+
+
+@jit.kernel(inline=True)
+def _rows_finite(flat, rows, count, flags):
+    """Whether the runs flat[r:][:count] of the rows r >= 0 hold only finite values.
+
+    v - v is 0 for a finite v and NaN otherwise, summed into ``flags`` (one slot
+    per channel, a vector loop), then over the channels once.
+    """
+    channels = flags.shape[0]
+    flags[:] = 0.0
+    for r in rows:
+        if r >= 0:
+            for col in range(count // channels):
+                for c in range(channels):
+                    v = flat[np.uint64(r + col * channels + c)]
+                    flags[c] += v - v
+    check = 0.0
+    for c in range(channels):
+        check += flags[c]
+    return check == 0.0
 
 
 @jit.kernel(inline=True)
@@ -434,9 +446,67 @@ def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, ti
     ``finite[t - tile0]`` is 0 when the tile's values are finite, NaN otherwise.
     """
     patch = np.empty((13, grad_output.shape[3]), dtype=gtiles.dtype)
-    for t in range(tile0, tile1):
-        _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, dilation_h,
-                          dilation_w, patch)
+    _grad_output_by_tile_rows(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w,
+                              dilation_h, dilation_w, patch)
+
+
+@jit.kernel()
+def _grad_output_by_tile_rows(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w,
+                              dilation_h, dilation_w, patch):
+    """transform_grad_output one tile row at a time, as _transform_input_by_tile_rows:
+    A down the band of the tile row's two grad_output rows in long loops, then A^T
+    along each tile's two columns of the band (same sums as _grad_output_tile).
+    All tiles in chunks of 256, lenet2's grad_output: float32 0.74 -> 0.53 ms, float64 0.83
+    -> 0.60 ms; resnet3x3's: 2.13 -> 1.46 ms, 3.30 -> 2.26 ms."""
+    out_h, out_w, filters = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
+    _, columns = _band_columns(tiles_w, 0, dilation_w, 2)
+    size = columns * filters
+    band = np.zeros(4 * size, dtype=gtiles.dtype)  # rows y0, y0 + y1, y0 - y1, -y1
+    flags = np.empty(filters, dtype=gtiles.dtype)
+    g_flat = grad_output.reshape(grad_output.size)
+    tiles_flat = gtiles.reshape(gtiles.size)
+    plane = gtiles.shape[1] * filters
+    run = min(columns, out_w) * filters  # the band's columns inside grad_output
+    t = tile0
+    while t < tile1:
+        n, th, tw = tile_position(t, tiles_h, tiles_w)
+        stop = min(tile1, t + tiles_w - tw)
+        top = _tile_start(th, 2, dilation_h)
+        r0 = _row_offset(n, top, 0, out_h, out_w, filters)
+        r1 = _row_offset(n, top + dilation_h, 0, out_h, out_w, filters)
+        if not _rows_finite(g_flat, (r0, r1), run, flags):
+            for u in range(t, stop):
+                _grad_output_tile(grad_output, gtiles, finite, u, tile0, tiles_h, tiles_w,
+                                  dilation_h, dilation_w, patch)
+            t = stop
+            continue
+        _band_row(g_flat, r0, -1, 1.0, band, 0, run)
+        _band_row(g_flat, r0, r1, 1.0, band, size, run)
+        _band_row(g_flat, r0, r1, -1.0, band, 2 * size, run)
+        _band_row(g_flat, -1, r1, -1.0, band, 3 * size, run)
+        for u in range(t, stop):
+            slot = u - tile0
+            finite[slot] = 0.0
+            c0 = _tile_start(u % tiles_w, 2, dilation_w) * filters
+            c1 = c0 + dilation_w * filters
+            for i in range(4):
+                row = i * size
+                out = (4 * i * gtiles.shape[1] + slot) * filters
+                _band_scaled(band, row + c0, 1.0, tiles_flat, out, filters)
+                _band_combination(band, row + c0, row + c1, 1.0, tiles_flat, out + plane,
+                                  filters)
+                _band_combination(band, row + c0, row + c1, -1.0, tiles_flat, out + 2 * plane,
+                                  filters)
+                _band_scaled(band, row + c1, -1.0, tiles_flat, out + 3 * plane, filters)
+        t = stop
+
+
+@jit.kernel(inline=True)
+def _band_scaled(band, a, sign, tiles_flat, target, count):
+    """tiles_flat[target:][:count] = sign * band[a:][:count] (sign +-1: exact)."""
+    ua, t = np.uint64(a), np.uint64(target)
+    for c in range(np.uint64(count)):
+        tiles_flat[t + c] = sign * band[ua + c]
 
 
 @jit.kernel()
