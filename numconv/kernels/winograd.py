@@ -240,7 +240,8 @@ def _transform_input_by_tile_rows(x, tiles, finite, tile0, tile1, tiles_h, tiles
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     first_col, columns = _band_columns(tiles_w, pad_left, dilation_w, 4)
     # band: row k of B^T d over the band, flat (k, column, channel).
-    band = np.zeros(4 * columns * channels, dtype=tiles.dtype)
+    size = columns * channels
+    band = np.zeros(4 * size, dtype=tiles.dtype)
     flags = np.empty(channels, dtype=tiles.dtype)
     x_flat = x.reshape(x.size)
     tiles_flat = tiles.reshape(tiles.size)
@@ -265,11 +266,10 @@ def _transform_input_by_tile_rows(x, tiles, finite, tile0, tile1, tiles_h, tiles
                             patch, 2, 1, 1, dilation_h, dilation_w)
             t = stop
             continue
-        base = skip
-        _band_row(x_flat, r0, r2, -1.0, band, base, run)
-        _band_row(x_flat, r1, r2, 1.0, band, base + columns * channels, run)
-        _band_row(x_flat, r2, r1, -1.0, band, base + 2 * columns * channels, run)
-        _band_row(x_flat, r1, r3, -1.0, band, base + 3 * columns * channels, run)
+        _band_row(x_flat, r0, r2, -1.0, band, skip, run)
+        _band_row(x_flat, r1, r2, 1.0, band, skip + size, run)
+        _band_row(x_flat, r2, r1, -1.0, band, skip + 2 * size, run)
+        _band_row(x_flat, r1, r3, -1.0, band, skip + 3 * size, run)
         for u in range(t, stop):
             slot = u - tile0
             finite[slot] = 0.0
@@ -278,7 +278,7 @@ def _transform_input_by_tile_rows(x, tiles, finite, tile0, tile1, tiles_h, tiles
             c2 = c1 + dilation_w * channels
             c3 = c2 + dilation_w * channels
             for k in range(4):
-                row = k * columns * channels
+                row = k * size
                 out = (4 * k * tiles.shape[1] + slot) * channels
                 _band_combination(band, row + c0, row + c2, -1.0, tiles_flat, out, channels)
                 _band_combination(band, row + c1, row + c2, 1.0, tiles_flat, out + plane,
