@@ -642,7 +642,7 @@ def test_inf_and_nan_stay_where_they_belong_on_the_winograd_path(
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("where", ["x", "grad_output"])
-@pytest.mark.parametrize("row", [0, 1, 2, 3, 6, 7])
+@pytest.mark.parametrize("row", [0, 1, 3, 7])
 @pytest.mark.parametrize("padding", ["same", "valid"])  # 'valid': rows in one window row only
 def test_a_single_inf_in_any_row_leaves_the_winograd_path(
     monkeypatch, dtype, where, row, padding
