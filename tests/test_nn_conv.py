@@ -553,7 +553,7 @@ def test_warmup_compiles_every_kernel_for_the_requested_dtypes():
     ] + [conv_kernels.conv2d_grad_bias, conv_kernels.conv2d_grad_bias_serial]
     winograd = [
         getattr(winograd_kernels, "transform_" + name)
-        for name in ("kernel", "input", "output", "grad_output", "weights_grad")
+        for name in ("kernel", "input", "input_phases", "output", "grad_output", "weights_grad")
     ] + [
         getattr(winograd_strided_kernels, name)
         for name in (

@@ -15,17 +15,22 @@ matrix products that the caller hands to BLAS:
   pad_top, pad_left, tile_size, stride_h, stride_w, dilation_h, dilation_w)``:
   ``tiles[e, t - tile0, :]`` = ``(B^T d B)`` of flat tile ``t = (n * tiles_h
   + th) * tiles_w + tw`` for ``tile0 <= t < tile1``; zero outside the image
-  (padding by index bounds).  ``finite[t - tile0]`` is NaN when the tile
-  holds an Inf or NaN: the transforms would spread it to outputs whose
+  (padding by index bounds).  ``finite[t - tile0]`` is NaN when the input
+  rows of the tile's row of tiles hold an Inf or NaN (then the tile is not
+  transformed), 0 otherwise: the transforms would spread it to outputs whose
   windows do not contain it, so the caller then falls back to a path without
-  transforms.
+  transforms.  F(2x2, 3x3) with unit strides (``tile_size`` 2; the strides
+  are 1).
+* ``transform_input_phases(...)``, the same signature: any ``tile_size`` and
+  strides, the window read through the stride phases (F(3x3, 2x2)), tile by
+  tile, ``finite`` flagging each tile's own window.
 * ``transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w,
   dilation_h, dilation_w)``: writes ``A^T m A + bias`` of those tiles into
   ``out`` (N, OH, OW, F), dropping the outputs past ``OH`` / ``OW``.
 * ``transform_grad_output(grad_output, gtiles, finite, tile0, tile1,
   tiles_h, tiles_w, dilation_h, dilation_w)``: ``gtiles[e, t - tile0, :]`` =
   ``(A dY A^T)`` of the 2x2 ``grad_output`` tile ``t`` (zero past ``OH`` /
-  ``OW``), with the same ``finite`` flags; for the kernel gradient
+  ``OW``), with ``finite`` flags as ``transform_input``'s; for the kernel gradient
   ``weights_grad[e] = sum over tiles of tiles[e]^T @ gtiles[e]``.
 * ``transform_weights_grad(weights_grad, grad_kernel)``: ``G^T m G`` of each
   ``weights_grad[:, c, f]``, the adjoint of ``transform_kernel``.
@@ -194,8 +199,8 @@ def _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left,
 
 
 @jit.kernel()
-def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left,
-                    tile_size, stride_h, stride_w, dilation_h, dilation_w):
+def transform_input_phases(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left,
+                           tile_size, stride_h, stride_w, dilation_h, dilation_w):
     """B^T d B of flat tiles ``[tile0, tile1)`` into ``tiles`` (16, T, C * stride_h * stride_w).
 
     A tile gives ``tile_size`` x ``tile_size`` outputs (2 for F(2x2, 3x3), 3 for
@@ -205,10 +210,6 @@ def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, p
     ``finite[t - tile0]`` is 0 when the tile's inputs are finite, NaN otherwise.
     """
     patch = np.empty((17, tiles.shape[2]), dtype=tiles.dtype)
-    if tile_size == 2 and stride_h == 1 and stride_w == 1:
-        _transform_input_by_tile_rows(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top,
-                                      pad_left, patch, dilation_h, dilation_w)
-        return
     for t in range(tile0, tile1):
         _input_tile(x, tiles, finite, t, tile0, tiles_h, tiles_w, pad_top, pad_left, patch,
                     tile_size, stride_h, stride_w, dilation_h, dilation_w)
@@ -235,8 +236,11 @@ def _band_columns(tiles_w, pad_left, dilation_w, window):
 
 
 @jit.kernel()
-def _transform_input_by_tile_rows(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top,
-                                  pad_left, patch, dilation_h, dilation_w):
+def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, pad_left,
+                    tile_size, stride_h, stride_w, dilation_h, dilation_w):
+    """B^T d B of the F(2x2, 3x3) tiles ``[tile0, tile1)`` (unit strides) into ``tiles``
+    (16, T, C), a row of tiles at a time (see above); ``finite`` as in the module
+    docstring."""
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     first_col, columns = _band_columns(tiles_w, pad_left, dilation_w, 4)
     # band: row k of B^T d over the band, flat (k, column, channel).
@@ -259,25 +263,21 @@ def _transform_input_by_tile_rows(x, tiles, finite, tile0, tile1, tiles_h, tiles
         r1 = _row_offset(n, top + dilation_h, col0, height, width, channels)
         r2 = _row_offset(n, top + 2 * dilation_h, col0, height, width, channels)
         r3 = _row_offset(n, top + 3 * dilation_h, col0, height, width, channels)
-        if not _rows_finite(x_flat, (r0, r1, r2, r3), run, flags):
-            # An Inf or NaN in the band: tile by tile, for each tile's flag.
-            for u in range(t, stop):
-                _input_tile(x, tiles, finite, u, tile0, tiles_h, tiles_w, pad_top, pad_left,
-                            patch, 2, 1, 1, dilation_h, dilation_w)
+        rows = (r0, r1, r2, r3)
+        finite[t - tile0:stop - tile0] = _band_check(x_flat, rows, run, flags)
+        if finite[t - tile0] != 0.0:  # an Inf or NaN: the caller falls back
             t = stop
             continue
-        _band_row(x_flat, r0, r2, -1.0, band, skip, run)
-        _band_row(x_flat, r1, r2, 1.0, band, skip + size, run)
-        _band_row(x_flat, r2, r1, -1.0, band, skip + 2 * size, run)
-        _band_row(x_flat, r1, r3, -1.0, band, skip + 3 * size, run)
+        for k in range(4):
+            a, b, sign = _b_transposed_terms(k)
+            _band_row(x_flat, rows[a], rows[b], sign, band, skip + k * size, run)
         for u in range(t, stop):
             slot = u - tile0
-            finite[slot] = 0.0
             c0 = _tile_start(u % tiles_w, 2, dilation_w) * channels  # the window's columns
             c1 = c0 + dilation_w * channels
             c2 = c1 + dilation_w * channels
             c3 = c2 + dilation_w * channels
-            for k in range(4):
+            for k in range(4):  # four calls per row, inlined: a call per row cost 2x
                 row = k * size
                 out = (4 * k * tiles.shape[1] + slot) * channels
                 _band_combination(band, row + c0, row + c2, -1.0, tiles_flat, out, channels)
@@ -290,9 +290,23 @@ def _transform_input_by_tile_rows(x, tiles, finite, tile0, tile1, tiles_h, tiles
         t = stop
 
 
-@jit.kernel(inline=True)
-def _rows_finite(flat, rows, count, flags):
-    """Whether the runs flat[r:][:count] of the rows r >= 0 hold only finite values.
+@jit.kernel()
+def _b_transposed_terms(k):
+    """(a, b, sign): element k of B^T v is v[a] + sign * v[b] (sign +-1: exact);
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]."""
+    if k == 0:
+        return 0, 2, -1.0
+    if k == 1:
+        return 1, 2, 1.0
+    if k == 2:
+        return 2, 1, -1.0
+    return 1, 3, -1.0
+
+
+@jit.kernel()
+def _band_check(flat, rows, count, flags):
+    """0.0 when the runs flat[r:][:count] of the rows r >= 0 hold only finite values,
+    NaN otherwise.
 
     v - v is 0 for a finite v and NaN otherwise, summed into ``flags`` (one slot
     per channel, a vector loop), then over the channels once.
@@ -308,10 +322,10 @@ def _rows_finite(flat, rows, count, flags):
     check = 0.0
     for c in range(channels):
         check += flags[c]
-    return check == 0.0
+    return check
 
 
-@jit.kernel(inline=True)
+@jit.kernel()
 def _row_offset(n, y, col0, height, width, channels):
     """Flat offset of pixel (n, y, col0), or -1 when row y is outside the image."""
     if y < 0 or y >= height:
@@ -344,10 +358,20 @@ def _band_row(x_flat, a, b, sign, band, target, count):
 
 @jit.kernel(inline=True)
 def _band_combination(band, a, b, sign, tiles_flat, target, count):
-    """tiles_flat[target:][:count] = band[a:][:count] + sign * band[b:][:count]."""
+    """tiles_flat[target:][:count] = band[a:][:count] + sign * band[b:][:count] (sign +-1:
+    exact, the same sum as a +- b).  Inlined: a call passing arrays costs more than
+    this loop over a few dozen channels."""
     ua, ub, t = np.uint64(a), np.uint64(b), np.uint64(target)
     for c in range(np.uint64(count)):
         tiles_flat[t + c] = band[ua + c] + sign * band[ub + c]
+
+
+@jit.kernel(inline=True)
+def _band_scaled(band, a, sign, tiles_flat, target, count):
+    """tiles_flat[target:][:count] = sign * band[a:][:count] (sign +-1: exact)."""
+    ua, t = np.uint64(a), np.uint64(target)
+    for c in range(np.uint64(count)):
+        tiles_flat[t + c] = sign * band[ua + c]
 
 
 @jit.kernel()
@@ -357,18 +381,16 @@ def _output_tile(products, bias, out, t, tile0, tiles_h, tiles_w, dilation_h, di
     if oh >= out_h or ow >= out_w:  # a phase with no outputs left in this tile
         return
     slot = t - tile0
-    down, right = oh + dilation_h, ow + dilation_w
     # A^T m A, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]: first the rows, then the columns.
     # One loop per output pixel: with the four stores in one loop, LLVM could not
     # rule out their overlap and left it mostly scalar (lenet2's 2304 tiles in
     # chunks of 256: float32 0.57 -> 0.48 ms, float64 1.41 -> 0.73 ms).
-    _output_pixel(products, bias, out, n, oh, ow, slot, 0, 1)
-    if right < out_w:
-        _output_pixel(products, bias, out, n, oh, right, slot, 0, -1)
-    if down < out_h:
-        _output_pixel(products, bias, out, n, down, ow, slot, 4, 1)
-        if right < out_w:
-            _output_pixel(products, bias, out, n, down, right, slot, 4, -1)
+    for pixel in range(4):  # (row, column) = divmod(pixel, 2) of the tile
+        y = oh + pixel // 2 * dilation_h
+        x = ow + pixel % 2 * dilation_w
+        if y < out_h and x < out_w:
+            _output_pixel(products, bias, out, n, y, x, slot, 4 * (pixel // 2),
+                          1 - 2 * (pixel % 2))
 
 
 @jit.kernel(inline=True)
@@ -409,55 +431,18 @@ def transform_output(products, bias, out, tile0, tile1, tiles_h, tiles_w, dilati
 
 
 @jit.kernel()
-def _grad_output_tile(grad_output, gtiles, finite, t, tile0, tiles_h, tiles_w, dilation_h,
-                      dilation_w, patch):
-    filters = grad_output.shape[3]
-    n, oh, ow = tile_origin(t, tiles_h, tiles_w, 2, dilation_h, dilation_w)
-    # patch rows 0-3: the 2x2 tile dY (zero past the edge); row 4: finiteness flags;
-    # rows 5-12: the intermediate of the transform.
-    slot = t - tile0
-    finite[slot] = _load_window(grad_output, patch, patch[4], n, oh, ow, 2, 1, 1, dilation_h,
-                                dilation_w)
-    # A dY A^T with A = [[1, 0], [1, 1], [1, -1], [0, -1]]: each pair (y0, y1)
-    # spreads to (y0, y0 + y1, y0 - y1, -y1), first down the columns (into
-    # patch rows 5-12: row i of the 4x2 intermediate is rows 5 + 2i, 6 + 2i),
-    # then along the rows.  Loops over filters, one output plane per store.
-    for f in range(filters):
-        y00, y01, y10, y11 = patch[0, f], patch[1, f], patch[2, f], patch[3, f]
-        patch[5, f], patch[6, f] = y00, y01
-        patch[7, f], patch[8, f] = y00 + y10, y01 + y11
-        patch[9, f], patch[10, f] = y00 - y10, y01 - y11
-        patch[11, f], patch[12, f] = -y10, -y11
-    for i in range(4):
-        first, second = patch[5 + 2 * i], patch[6 + 2 * i]
-        for f in range(filters):
-            u0, u1 = first[f], second[f]
-            gtiles[4 * i, slot, f] = u0
-            gtiles[4 * i + 1, slot, f] = u0 + u1
-            gtiles[4 * i + 2, slot, f] = u0 - u1
-            gtiles[4 * i + 3, slot, f] = -u1
-
-
-@jit.kernel()
 def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w,
                           dilation_h, dilation_w):
-    """A dY A^T of the 2x2 ``grad_output`` tiles ``[tile0, tile1)`` into ``gtiles`` (16, T, F).
+    """A dY A^T of the 2x2 ``grad_output`` tiles ``[tile0, tile1)`` into ``gtiles`` (16, T, F),
+    a row of tiles at a time, as ``transform_input``: A down the band of the tile row's
+    two grad_output rows in long loops, then A^T along each tile's two columns of the
+    band.  ``finite`` as in the module docstring.
 
-    ``finite[t - tile0]`` is 0 when the tile's values are finite, NaN otherwise.
+    A = [[1, 0], [1, 1], [1, -1], [0, -1]] spreads a pair (y0, y1) to (y0, y0 + y1,
+    y0 - y1, -y1).  All tiles in chunks of 256, lenet2's grad_output: float32 0.74 ->
+    0.53 ms, float64 0.83 -> 0.60 ms; resnet3x3's: 2.13 -> 1.46 ms, 3.30 -> 2.26 ms
+    (against a loop per tile).
     """
-    patch = np.empty((13, grad_output.shape[3]), dtype=gtiles.dtype)
-    _grad_output_by_tile_rows(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w,
-                              dilation_h, dilation_w, patch)
-
-
-@jit.kernel()
-def _grad_output_by_tile_rows(grad_output, gtiles, finite, tile0, tile1, tiles_h, tiles_w,
-                              dilation_h, dilation_w, patch):
-    """transform_grad_output one tile row at a time, as _transform_input_by_tile_rows:
-    A down the band of the tile row's two grad_output rows in long loops, then A^T
-    along each tile's two columns of the band (same sums as _grad_output_tile).
-    All tiles in chunks of 256, lenet2's grad_output: float32 0.74 -> 0.53 ms, float64 0.83
-    -> 0.60 ms; resnet3x3's: 2.13 -> 1.46 ms, 3.30 -> 2.26 ms."""
     out_h, out_w, filters = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
     _, columns = _band_columns(tiles_w, 0, dilation_w, 2)
     size = columns * filters
@@ -472,26 +457,22 @@ def _grad_output_by_tile_rows(grad_output, gtiles, finite, tile0, tile1, tiles_h
         n, th, tw = tile_position(t, tiles_h, tiles_w)
         stop = min(tile1, t + tiles_w - tw)
         top = _tile_start(th, 2, dilation_h)
-        r0 = _row_offset(n, top, 0, out_h, out_w, filters)
-        r1 = _row_offset(n, top + dilation_h, 0, out_h, out_w, filters)
-        if not _rows_finite(g_flat, (r0, r1), run, flags):
-            for u in range(t, stop):
-                _grad_output_tile(grad_output, gtiles, finite, u, tile0, tiles_h, tiles_w,
-                                  dilation_h, dilation_w, patch)
+        rows = (_row_offset(n, top, 0, out_h, out_w, filters),
+                _row_offset(n, top + dilation_h, 0, out_h, out_w, filters), -1)
+        finite[t - tile0:stop - tile0] = _band_check(g_flat, rows, run, flags)
+        if finite[t - tile0] != 0.0:  # an Inf or NaN: the caller falls back
             t = stop
             continue
-        _band_row(g_flat, r0, -1, 1.0, band, 0, run)
-        _band_row(g_flat, r0, r1, 1.0, band, size, run)
-        _band_row(g_flat, r0, r1, -1.0, band, 2 * size, run)
-        _band_row(g_flat, -1, r1, -1.0, band, 3 * size, run)
+        for k in range(4):
+            a, b, sign = _a_terms(k)
+            _band_row(g_flat, rows[a], rows[b], sign, band, k * size, run)
         for u in range(t, stop):
             slot = u - tile0
-            finite[slot] = 0.0
-            c0 = _tile_start(u % tiles_w, 2, dilation_w) * filters
+            c0 = _tile_start(u % tiles_w, 2, dilation_w) * filters  # the tile's columns
             c1 = c0 + dilation_w * filters
-            for i in range(4):
-                row = i * size
-                out = (4 * i * gtiles.shape[1] + slot) * filters
+            for k in range(4):
+                row = k * size
+                out = (4 * k * gtiles.shape[1] + slot) * filters
                 _band_scaled(band, row + c0, 1.0, tiles_flat, out, filters)
                 _band_combination(band, row + c0, row + c1, 1.0, tiles_flat, out + plane,
                                   filters)
@@ -501,12 +482,17 @@ def _grad_output_by_tile_rows(grad_output, gtiles, finite, tile0, tile1, tiles_h
         t = stop
 
 
-@jit.kernel(inline=True)
-def _band_scaled(band, a, sign, tiles_flat, target, count):
-    """tiles_flat[target:][:count] = sign * band[a:][:count] (sign +-1: exact)."""
-    ua, t = np.uint64(a), np.uint64(target)
-    for c in range(np.uint64(count)):
-        tiles_flat[t + c] = sign * band[ua + c]
+@jit.kernel()
+def _a_terms(k):
+    """(a, b, sign): element k of A v = v[a] + sign * v[b] for a pair v, index 2 standing
+    for a missing term (zero)."""
+    if k == 0:
+        return 0, 2, 1.0
+    if k == 1:
+        return 0, 1, 1.0
+    if k == 2:
+        return 0, 1, -1.0
+    return 2, 1, -1.0
 
 
 @jit.kernel()

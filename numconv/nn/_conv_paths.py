@@ -508,12 +508,14 @@ class _Tiling(NamedTuple):
 
 # 2: F(2x2, 3x3) and 4: F(4x4, 3x3), for 3x3 stride-1 kernels; 3: F(3x3, 2x2) over
 # stride phases (numconv.nn._winograd_strided).  F(2x2, 3x3) and F(3x3, 2x2) share
-# their 4x4 input transform.
+# their 4x4 input transform B^T d B; F(3x3, 2x2) reads its windows through the stride
+# phases, tile by tile (transform_input_phases).
 TILINGS = {
     2: _Tiling(16, winograd_kernels.transform_input, winograd_kernels.transform_output,
                winograd_kernels.transform_grad_output, winograd_kernels.transform_kernel,
                winograd_kernels.transform_weights_grad),
-    3: _Tiling(16, winograd_kernels.transform_input, winograd_strided_kernels.transform_output,
+    3: _Tiling(16, winograd_kernels.transform_input_phases,
+               winograd_strided_kernels.transform_output,
                winograd_strided_kernels.transform_grad_output,
                winograd_strided_kernels.transform_kernel,
                winograd_strided_kernels.transform_weights_grad),
