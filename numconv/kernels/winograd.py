@@ -269,7 +269,7 @@ def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, p
             t = stop
             continue
         for k in range(4):
-            a, b, sign = _b_transposed_terms(k)
+            a, b, sign = _B_TRANSPOSED_TERMS[k]
             _band_row(x_flat, rows[a], rows[b], sign, band, skip + k * size, run)
         for u in range(t, stop):
             slot = u - tile0
@@ -290,17 +290,12 @@ def transform_input(x, tiles, finite, tile0, tile1, tiles_h, tiles_w, pad_top, p
         t = stop
 
 
-@jit.kernel()
-def _b_transposed_terms(k):
-    """(a, b, sign): element k of B^T v is v[a] + sign * v[b] (sign +-1: exact);
-    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]."""
-    if k == 0:
-        return 0, 2, -1.0
-    if k == 1:
-        return 1, 2, 1.0
-    if k == 2:
-        return 2, 1, -1.0
-    return 1, 3, -1.0
+# (a, b, sign): element k of B^T v is v[a] + sign * v[b] (sign +-1: exact), with
+# B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]].
+_B_TRANSPOSED_TERMS = ((0, 2, -1.0), (1, 2, 1.0), (2, 1, -1.0), (1, 3, -1.0))
+# (a, b, sign): element k of A v is v[a] + sign * v[b] for a pair v, with
+# A = [[1, 0], [1, 1], [1, -1], [0, -1]]; index 2 stands for a missing term (zero).
+_A_TERMS = ((0, 2, 1.0), (0, 1, 1.0), (0, 1, -1.0), (2, 1, -1.0))
 
 
 @jit.kernel()
@@ -464,7 +459,7 @@ def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, ti
             t = stop
             continue
         for k in range(4):
-            a, b, sign = _a_terms(k)
+            a, b, sign = _A_TERMS[k]
             _band_row(g_flat, rows[a], rows[b], sign, band, k * size, run)
         for u in range(t, stop):
             slot = u - tile0
@@ -480,19 +475,6 @@ def transform_grad_output(grad_output, gtiles, finite, tile0, tile1, tiles_h, ti
                                   filters)
                 _band_scaled(band, row + c1, -1.0, tiles_flat, out + 3 * plane, filters)
         t = stop
-
-
-@jit.kernel()
-def _a_terms(k):
-    """(a, b, sign): element k of A v = v[a] + sign * v[b] for a pair v, index 2 standing
-    for a missing term (zero)."""
-    if k == 0:
-        return 0, 2, 1.0
-    if k == 1:
-        return 0, 1, 1.0
-    if k == 2:
-        return 0, 1, -1.0
-    return 2, 1, -1.0
 
 
 @jit.kernel()
