@@ -878,12 +878,14 @@ def test_dispatch_rules_pick_the_intended_path(name):
     assert nn_conv.grad_kernel_path(geometry) == grad_kernel
 
 
-# (2, 11, 1100) float32 and (2, 9, 515) float64 have rows of 4 KiB or more: the
-# long-row blocks, with partial blocks on both axes.  Blocks move by 8 x 8 pieces
-# (partial ones at the edges), except in float64 arrays over 8 MiB: (1, 1030, 1030).
+# Strips of 32 source rows with a short last strip ((2, 33, 65)), columns over
+# several parallel tiles of 256 ((2, 9, 515), (1, 1030, 1030)), rows of 4 KiB or
+# 8 KiB (strips of 8: (2, 20, 1024)) and of 2 KiB in float32 (strips of 16:
+# (1, 40, 512)), rows that are not whole cache lines ((3, 5, 7)), no images.
 @pytest.mark.parametrize(
     "shape",
-    [(3, 5, 7), (2, 33, 65), (1, 64, 32), (0, 4, 4), (2, 11, 1100), (2, 9, 515), (1, 1030, 1030)],
+    [(3, 5, 7), (2, 33, 65), (1, 64, 32), (0, 4, 4), (2, 11, 1100), (2, 9, 515), (1, 1030, 1030),
+     (2, 20, 1024), (1, 40, 512)],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("parallel", [False, True])
