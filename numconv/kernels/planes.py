@@ -40,6 +40,8 @@ input gradient, by the weights):
   offset between flat indices and a group of three taps (nine for a 3x3
   kernel) one long loop over a block of rows.  The few edge columns, where
   those loops read across a row end, are then recomputed element by element.
+  A 3x3 forward pass with every tap inside ('valid') writes its narrower
+  rows directly instead, one short loop a row.
   The kernel gradient keeps its products in input-width rows the same way and
   leaves the edge columns out of its sums.  The input gradient runs flat when
   grad_output and grad_input have the same width.
@@ -321,6 +323,28 @@ def _add_taps9(dst, d_plane, src, s_plane, taps, f, row_step, col_step, origin, 
 
 
 @jit.kernel()
+def _valid_rows9(dst, d0, dst_w, src, s0, src_w, taps, f, dilation_h, dilation_w, bias, rows):
+    """dst rows of width dst_w = bias + the nine taps of a 3x3 filter, where every tap
+    falls inside src (rows of src_w; 'valid' padding): row r of dst at d0 + r * dst_w
+    reads src from s0 + r * src_w.  The sums of _fill then _add_taps9, in their order,
+    without the scratch rows of src's width and their copy to the narrower dst."""
+    w00, w01, w02 = taps[f, 0, 0], taps[f, 0, 1], taps[f, 0, 2]
+    w10, w11, w12 = taps[f, 1, 0], taps[f, 1, 1], taps[f, 1, 2]
+    w20, w21, w22 = taps[f, 2, 0], taps[f, 2, 1], taps[f, 2, 2]
+    c1, c2 = np.uint64(dilation_w), np.uint64(2 * dilation_w)
+    for r in range(rows):
+        a = np.uint64(d0 + r * dst_w)
+        b0 = np.uint64(s0 + r * src_w)
+        b1 = b0 + np.uint64(dilation_h * src_w)
+        b2 = b1 + np.uint64(dilation_h * src_w)
+        for i in range(np.uint64(dst_w)):
+            dst[a + i] = (bias + w00 * src[b0 + i] + w01 * src[b0 + c1 + i]
+                          + w02 * src[b0 + c2 + i] + w10 * src[b1 + i] + w11 * src[b1 + c1 + i]
+                          + w12 * src[b1 + c2 + i] + w20 * src[b2 + i] + w21 * src[b2 + c1 + i]
+                          + w22 * src[b2 + c2 + i])
+
+
+@jit.kernel()
 def _fix_edge_columns(dst, d_plane, src, s_plane, plane_size, src_h, width, columns, first,
                       stop, taps, f_first, f_stop, dilation_h, dilation_w, top, left, bases,
                       base):
@@ -492,9 +516,19 @@ def _forward_tile(x, x_flat, taps, finite, bias, out, out_flat, tile, blocks, ro
     rows = stop - first
     if stride_h == 1 and stride_w == 1 and out_w <= width and group_channels == 1:
         # Flat, in out itself or, for a narrower output, in a scratch block of
-        # input-width rows whose first out_w columns are then copied out.
-        # (Several input channels would recompute the edge columns over all
-        # of them, one element at a time: the padded phase buffer below is faster.)
+        # input-width rows whose first out_w columns are then copied out; a 3x3
+        # kernel with every tap inside ('valid') writes the narrower rows directly
+        # (float32 lenet1, one thread: 1.06 -> 0.79 ms).  (Several input channels
+        # would recompute the edge columns over all of them, one element at a
+        # time: the padded phase buffer below is faster.)
+        # (out + 2 * dilation <= in: no padding on either side)
+        if (kernel_h == 3 and kernel_w == 3 and out_h + 2 * dilation_h <= height
+                and out_w + 2 * dilation_w <= width):
+            for f in range(f_first, f_stop):
+                _valid_rows9(out_flat, (n * filters + f) * out_h * out_w + first * out_w, out_w,
+                             x_flat, x_plane + first * width, width, taps, f, dilation_h,
+                             dilation_w, bias[f], rows)
+            return
         scratch = np.empty(rows * width if out_w < width else 0, dtype=out.dtype)
         for f in range(f_first, f_stop):
             d_plane = (n * filters + f) * out_h * out_w
