@@ -44,6 +44,8 @@ PASS_LABELS = {"forward": "fwd", "forward_backward": "fwd+bwd"}
 PEERS = ("torch", "tensorflow")
 # A sample lasts at least this long: tiny shapes are called several times per sample.
 MIN_SAMPLE_SECONDS = 0.02
+# Pause before each measurement (see measure_case).
+QUIET_SECONDS = 0.3
 # Relative to the largest reference value; float32 sums of ~25k products differ
 # between libraries by far less than this, a wrong padding or layout by far more.
 TOLERANCE = {"float32": 1e-3, "float64": 1e-9}
@@ -300,6 +302,10 @@ def measure_case(runner, case, dtype, arrays, repeat):
         note = _short_error(error)
         return {p: (None, note) for p in REPORTED_PASSES}, {p: None for p in REPORTED_PASSES}
     for pass_name, function in (("forward", forward), ("forward_backward", forward_backward)):
+        # The previous measurement's thread pools (OpenBLAS's, oneDNN's, Numba's) keep
+        # spinning for up to ~0.1 s after their last call and would take cores from
+        # this one; let them go to sleep first.
+        time.sleep(QUIET_SECONDS)
         try:
             seconds, result = best_seconds(function, repeat)
         except NotImplementedError:
