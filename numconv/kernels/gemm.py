@@ -449,9 +449,10 @@ def col2im_planes_add_serial(cols_t, grad_input, n, oh0, oh1, kernel_h, kernel_w
 # of 32 values read down the strip (LLVM gathers them into vectors).  In cache,
 # 1.3-2x faster than the 8 x 8 pieces this replaced (float32 64 x 3136: 0.086 ->
 # 0.059 ms, 3136 x 64: 0.091 -> 0.059).  Source rows a multiple of 4 KiB apart
-# (pix2pix's 64 x 16384 planes) fall into one L1 set, which holds 8 lines: their
-# strips are cut to 8 rows (16 for rows 2 KiB apart), or 32 rows a column
-# evict each other (64 x 16384: 1.79 ms in strips of 32, 0.35 in strips of 8).
+# (pix2pix's 64 x 16384 planes) fall into one L1 set, which holds 8 lines, so
+# a strip of 32 such rows evicts its own lines at every column: their strips are
+# cut to 8 rows (16 for rows 2 KiB apart; 64 x 16384: 1.79 ms in strips of 32,
+# 0.35 in strips of 8).
 
 STRIP_ROWS = 32
 STRIP_COLUMNS = 256  # columns per parallel tile

@@ -516,12 +516,12 @@ def _forward_tile(x, x_flat, taps, finite, bias, out, out_flat, tile, blocks, ro
     rows = stop - first
     if stride_h == 1 and stride_w == 1 and out_w <= width and group_channels == 1:
         # Flat, in out itself or, for a narrower output, in a scratch block of
-        # input-width rows whose first out_w columns are then copied out; a 3x3
-        # kernel with every tap inside ('valid') writes the narrower rows directly
-        # (float32 lenet1, one thread: 1.06 -> 0.79 ms).  (Several input channels
-        # would recompute the edge columns over all of them, one element at a
-        # time: the padded phase buffer below is faster.)
-        # (out + 2 * dilation <= in: no padding on either side)
+        # input-width rows whose first out_w columns are then copied out.  A 3x3
+        # kernel with every tap inside (out + 2 * dilation <= in: no padding on
+        # either side) writes the narrower rows directly instead (float32
+        # lenet1, one thread: 1.06 -> 0.79 ms).  (Several input channels would
+        # recompute the edge columns over all of them, one element at a time:
+        # the padded phase buffer below is faster.)
         if (kernel_h == 3 and kernel_w == 3 and out_h + 2 * dilation_h <= height
                 and out_w + 2 * dilation_w <= width):
             for f in range(f_first, f_stop):
