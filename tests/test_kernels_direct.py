@@ -2,7 +2,8 @@
 
 The forward kernel takes four pixels at a time where their windows lie inside the
 image and one at a time at the borders, and windows of at most nine terms (one group)
-in one pass per pixel, the missing terms zero products; the input gradient has a filter-vectorised
+in one pass per pixel, the missing terms zero products (3x3 windows on one channel
+with weights held in vector registers, numconv.kernels.simd); the input gradient has a filter-vectorised
 path for few channels per group; groups with few filters each are vectorised across
 all groups (forward and kernel gradient through expanded input rows); with a unit
 horizontal stride, the forward pass (and with unit strides the input gradient) of
@@ -14,7 +15,7 @@ tests/reference.py, and serial with parallel.
 import numpy as np
 import pytest
 
-from numconv.kernels import conv as conv_kernels
+from numconv.kernels import conv as conv_kernels, simd
 
 from reference import conv2d_grads_reference, conv2d_reference, same_padding_reference
 
@@ -41,6 +42,10 @@ CASES = [
     (2, 5, 6, 4, 1, 9, (1, 1), 1, 1, "valid"),       # four terms (zero rows pad the pass)
     (3, 7, 9, 2, 1, 17, (2, 2), 1, 1, "same"),       # eight terms, padding only bottom-right
     (2, 6, 7, 4, 2, 128, (3, 3), 1, 1, "same"),     # 64 filters per group: per-group loops
+    (2, 10, 12, 1, 1, 40, (3, 3), 1, 1, "same"),     # 3x3 on one channel in register blocks,
+                                                     # the last one partly spilled; borders
+    (2, 11, 13, 1, 1, 32, (3, 3), 2, 1, "valid"),    # register blocks, stride 2
+    (2, 12, 10, 1, 1, 64, (3, 3), 1, (2, 1), "same"),  # register blocks, dilated rows
 ]
 
 
@@ -170,8 +175,25 @@ def test_cases_cover_the_forward_pass_of_few_terms():
     assert not few_terms((1, 5, 5, 2, 2, 4, (2, 2)))  # groups keep the per-group loops
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cases_cover_the_register_blocks_of_three_by_three_windows(dtype):
+    # _three_by_three_pixels: 3x3 on one channel, consecutive columns, at least one
+    # block of two vectors of filters; whole blocks, a spilled last block, strides.
+    block = 2 * simd.lanes(np.empty(1, dtype=dtype))
+
+    def blocked(case):
+        dilation_w = case[8][1] if isinstance(case[8], tuple) else case[8]
+        return case[3] == 1 and case[6] == (3, 3) and dilation_w == 1 and case[5] >= block
+
+    covered = [case for case in CASES if blocked(case)]
+    assert any(case[5] % block == 0 for case in covered)
+    assert any(case[5] % block != 0 for case in covered)
+    assert any(case[7] > 1 for case in covered)
+    assert any(case[9] == "same" for case in covered)
+
+
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7], CASES[10], CASES[13],
-                                  CASES[16], CASES[17]])
+                                  CASES[16], CASES[17], CASES[20]])
 def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
     rng = np.random.default_rng(8)
     x, kernel, bias, grad_output = _arrays(case, np.float64, rng)
