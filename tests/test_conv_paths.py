@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 import numconv.nn as nn
 from numconv.kernels import gemm as gemm_kernels
+from numconv.kernels import conv as conv_kernels
+from numconv.kernels import simd
 from numconv import runtime
 from numconv.nn import _conv_geometry, _winograd_strided
 from numconv.nn import _conv_paths as nn_conv
@@ -201,6 +203,41 @@ def test_single_channel_rule_keeps_larger_kernels_and_channels_last_off_the_plan
     assert planes_jobs(geometry_of((2, 1, 28, 28), (5, 5, 1, 8), **cf)) == ()
     assert planes_jobs(geometry_of((2, 2, 28, 28), (3, 3, 2, 8), **cf)) == ()
     assert planes_jobs(geometry_of((2, 28, 28, 1), (3, 3, 1, 8))) == ()
+
+
+# One input channel, 3x3, channels_last, a block of two vectors of filters or more
+# (lenet1): kernels.conv.few_terms_forward, the weights in vector registers.
+BLOCK_PROBLEMS = [
+    ((2, 9, 8, 1), (3, 3, 1, 40), dict(padding="same"), True),
+    ((2, 3, 10, 9, 1), (3, 3, 1, 32), dict(strides=2, padding="valid"), True),  # batch (2, 3)
+    ((2, 9, 12, 1), (3, 3, 1, 48), dict(dilation_rate=(2, 1), padding="same"), True),
+    ((2, 9, 12, 1), (3, 3, 1, 48), dict(dilation_rate=(1, 2), padding="same"), False),
+    ((2, 9, 8, 1), (3, 3, 1, 8), dict(padding="same"), False),  # fewer filters than a block
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, kernel_shape, options, blocks", BLOCK_PROBLEMS)
+def test_three_by_three_one_channel_runs_in_register_blocks(
+    monkeypatch, x_shape, kernel_shape, options, blocks, dtype
+):
+    geometry = geometry_of(x_shape, kernel_shape, **options)
+    assert nn_conv.forward_path(geometry) == "direct"
+    assert nn_conv.three_by_three_blocks(geometry, dtype) == blocks
+    calls = []
+    for name in ("few_terms_forward", "few_terms_forward_serial"):
+        kernel = getattr(conv_kernels, name)
+        monkeypatch.setattr(conv_kernels, name,
+                            lambda *args, kernel=kernel: calls.append(kernel(*args)))
+    check_problem(np.random.default_rng(14), x_shape, kernel_shape, dtype, **options)
+    assert len(calls) == int(blocks)
+
+
+def test_register_blocks_need_a_block_of_filters():
+    geometry = geometry_of((1, 8, 8, 1), (3, 3, 1, 16))  # the digits example's first layer
+    lanes32, lanes64 = simd.VECTOR_BITS // 32, simd.VECTOR_BITS // 64
+    assert nn_conv.three_by_three_blocks(geometry, np.float32) == (16 >= 2 * lanes32)
+    assert nn_conv.three_by_three_blocks(geometry, np.float64) == (16 >= 2 * lanes64)
 
 
 # channels_first with groups of several channels: the planes kernels, the kernel

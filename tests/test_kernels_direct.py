@@ -107,6 +107,14 @@ def test_kernels_match_reference_and_serial_equals_parallel(case, dtype):
     np.testing.assert_allclose(serial[0], expected_out, **tolerance)
     np.testing.assert_allclose(serial[1], expected_grads[0], **tolerance)
     np.testing.assert_allclose(serial[2], expected_grads[1], **tolerance)
+    if conv_kernels._few_terms(kernel, case[3]):
+        # The same pass with the 3x3 one-channel windows in register blocks.
+        scalars = _geometry(case)[1]
+        blocked = [np.empty_like(serial[0]) for _ in range(2)]
+        conv_kernels.few_terms_forward_serial(x, kernel, bias, blocked[0], *scalars)
+        conv_kernels.few_terms_forward(x, kernel, bias, blocked[1], *scalars)
+        assert np.array_equal(blocked[0], blocked[1])
+        np.testing.assert_allclose(blocked[0], expected_out, **tolerance)
 
 
 def test_cases_cover_the_paths_vectorised_across_groups():
@@ -177,8 +185,8 @@ def test_cases_cover_the_forward_pass_of_few_terms():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cases_cover_the_register_blocks_of_three_by_three_windows(dtype):
-    # _three_by_three_pixels: 3x3 on one channel, consecutive columns, at least one
-    # block of two vectors of filters; whole blocks, a spilled last block, strides.
+    # few_terms_forward's _three_by_three_pixels: 3x3 on one channel, consecutive
+    # columns; cases with whole blocks, a spilled last block, strides, borders.
     block = 2 * simd.lanes(np.empty(1, dtype=dtype))
 
     def blocked(case):
@@ -186,6 +194,7 @@ def test_cases_cover_the_register_blocks_of_three_by_three_windows(dtype):
         return case[3] == 1 and case[6] == (3, 3) and dilation_w == 1 and case[5] >= block
 
     covered = [case for case in CASES if blocked(case)]
+    # (few_terms_forward runs the blocks for fewer filters too, a block partly spilled.)
     assert any(case[5] % block == 0 for case in covered)
     assert any(case[5] % block != 0 for case in covered)
     assert any(case[7] > 1 for case in covered)
@@ -206,7 +215,13 @@ def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
                                         grad_output)
     expected = (conv2d_reference(x, kernel, bias, **options),
                 *conv2d_grads_reference(x, kernel, grad_output, **options)[:2])
-    for actual, wanted in zip((out, grad_input, grad_kernel), expected):
+    results = [out, grad_input, grad_kernel]
+    if conv_kernels._few_terms(kernel, case[3]):
+        blocked = np.empty_like(out)
+        conv_kernels.few_terms_forward_serial(x, kernel, bias, blocked, *_geometry(case)[1])
+        results.append(blocked)
+        expected = (*expected, expected[0])
+    for actual, wanted in zip(results, expected):
         np.testing.assert_array_equal(np.isnan(actual), np.isnan(wanted))
         np.testing.assert_array_equal(np.isinf(actual), np.isinf(wanted))
 

@@ -245,7 +245,7 @@ def _pack_few_terms(w_rows, term_w, terms, packed):
             target[f] = 0.0
 
 
-@jit.kernel(inline=True)
+@jit.kernel()
 def _tap_vectors(w, first, filters):
     """Nine weight vectors from element ``first`` of ``w``, ``filters`` elements apart."""
     return (simd.load(w, first), simd.load(w, first + filters),
@@ -255,7 +255,7 @@ def _tap_vectors(w, first, filters):
             simd.load(w, first + 8 * filters))
 
 
-@jit.kernel(inline=True)
+@jit.kernel()
 def _three_by_three(term_x):
     """Whether nine terms are three rows of three consecutive inputs (one channel)."""
     return (term_x[1] == term_x[0] + 1 and term_x[2] == term_x[0] + 2
@@ -384,8 +384,13 @@ def _column_runs(out_w, stride_w, dilation_w, pad_left, kernel_w, width):
 
 @jit.kernel()
 def _forward_few_terms_tile(x, weights, bias, out, tile, stride_h, stride_w, dilation_h,
-                            dilation_w, pad_top, pad_left):
-    """Output rows [tile * FEW_TERMS_ROWS_PER_TILE, ...) (batch-major) when _few_terms."""
+                            dilation_w, pad_top, pad_left, spill):
+    """Output rows [tile * FEW_TERMS_ROWS_PER_TILE, ...) (batch-major) when _few_terms.
+
+    ``spill``: None, or scratch of one block of filters for _three_by_three_pixels.
+    With None, Numba prunes that branch: conv2d_forward never compiles the blocks
+    (2-3 s of a cold compile), only few_terms_forward does.
+    """
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     kernel_h, kernel_w, filters = weights.shape[0], weights.shape[1], weights.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
@@ -397,15 +402,13 @@ def _forward_few_terms_tile(x, weights, bias, out, tile, stride_h, stride_w, dil
     run_terms = np.empty(runs.shape[0], dtype=np.int64)
     term_x = np.empty((runs.shape[0], FEW_TERMS), dtype=np.int64)
     term_w = np.empty(FEW_TERMS, dtype=np.int64)
-    # Filters padded to whole blocks of two vectors (_three_by_three_pixels, for at
-    # least one block of filters: float32, 8 filters in a block of 32 took 1.26x
-    # the time of _few_terms_pixels).
-    block = 2 * simd.lanes(out)
+    # Filters padded to whole blocks of two vectors for _three_by_three_pixels.
+    block = 1 if spill is None else spill.shape[0]
     padded_filters = (filters + block - 1) // block * block
     packed = np.empty((runs.shape[0], FEW_TERMS, padded_filters), dtype=out.dtype)
     padded_bias = np.zeros(padded_filters, dtype=out.dtype)
-    padded_bias[:filters] = bias
-    spill = np.empty(block, dtype=out.dtype)
+    for f in range(filters):
+        padded_bias[f] = bias[f]
     values = np.empty(FEW_TERMS, dtype=out.dtype)
     packed_for = (-1, -1)  # (kh_first, kh_stop)
     row0 = tile * FEW_TERMS_ROWS_PER_TILE
@@ -423,13 +426,14 @@ def _forward_few_terms_tile(x, weights, bias, out, tile, stride_h, stride_w, dil
             packed_for = (kh_first, kh_stop)
         base0, step = row_base - pad_left * channels, stride_w * channels
         for r in range(runs.shape[0]):
-            if filters >= block and run_terms[r] == FEW_TERMS and _three_by_three(term_x[r]):
-                _three_by_three_pixels(x, term_x[r], packed[r], padded_bias, out, spill, n, oh,
-                                       runs[r, 0], runs[r, 1], base0, step)
-            else:
-                _few_terms_pixels(x[n].reshape(height * width * channels), term_x[r],
-                                  run_terms[r], packed[r], values, bias, out[n, oh], runs[r, 0],
-                                  runs[r, 1], base0, step)
+            if spill is not None:
+                if run_terms[r] == FEW_TERMS and _three_by_three(term_x[r]):
+                    _three_by_three_pixels(x, term_x[r], packed[r], padded_bias, out, spill, n,
+                                           oh, runs[r, 0], runs[r, 1], base0, step)
+                    continue
+            _few_terms_pixels(x[n].reshape(height * width * channels), term_x[r], run_terms[r],
+                              packed[r], values, bias, out[n, oh], runs[r, 0], runs[r, 1], base0,
+                              step)
 
 
 # Groups with few filters each (grouped32: 4 channels and 4 filters per group) give
@@ -888,7 +892,7 @@ def conv2d_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilatio
         tiles = (out.shape[0] * out_h + FEW_TERMS_ROWS_PER_TILE - 1) // FEW_TERMS_ROWS_PER_TILE
         for tile in prange(tiles):
             _forward_few_terms_tile(x, kernel, bias, out, tile, stride_h, stride_w, dilation_h,
-                                    dilation_w, pad_top, pad_left)
+                                    dilation_w, pad_top, pad_left, None)
         return
     for tile in prange(out.shape[0] * out_h):
         _forward_row(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h, stride_w,
@@ -915,11 +919,36 @@ def conv2d_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h, 
         tiles = (out.shape[0] * out_h + FEW_TERMS_ROWS_PER_TILE - 1) // FEW_TERMS_ROWS_PER_TILE
         for tile in range(tiles):
             _forward_few_terms_tile(x, kernel, bias, out, tile, stride_h, stride_w, dilation_h,
-                                    dilation_w, pad_top, pad_left)
+                                    dilation_w, pad_top, pad_left, None)
         return
     for tile in range(out.shape[0] * out_h):
         _forward_row(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h, stride_w,
                      dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel(parallel=True)
+def few_terms_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
+                      pad_top, pad_left):
+    """:func:`conv2d_forward` for windows of at most nine terms (``_few_terms``), with the
+    full 3x3 one-channel windows in register blocks (_three_by_three_pixels)."""
+    tiles = (out.shape[0] * out.shape[1] + FEW_TERMS_ROWS_PER_TILE - 1) \
+        // FEW_TERMS_ROWS_PER_TILE
+    for tile in prange(tiles):
+        _forward_few_terms_tile(x, kernel, bias, out, tile, stride_h, stride_w, dilation_h,
+                                dilation_w, pad_top, pad_left,
+                                np.empty(2 * simd.lanes(out), dtype=out.dtype))
+
+
+@jit.kernel()
+def few_terms_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
+                             pad_top, pad_left):
+    """Serial build of :func:`few_terms_forward`."""
+    tiles = (out.shape[0] * out.shape[1] + FEW_TERMS_ROWS_PER_TILE - 1) \
+        // FEW_TERMS_ROWS_PER_TILE
+    spill = np.empty(2 * simd.lanes(out), dtype=out.dtype)
+    for tile in range(tiles):
+        _forward_few_terms_tile(x, kernel, bias, out, tile, stride_h, stride_w, dilation_h,
+                                dilation_w, pad_top, pad_left, spill)
 
 
 @jit.kernel(parallel=True)

@@ -177,37 +177,37 @@ def _add(typingctx, a, b):
     return a(a, b), codegen
 
 
-@overload(lanes, inline="always")
+@overload(lanes)
 def _lanes_jit(array):
     count = VECTOR_BITS // array.dtype.bitwidth
     return lambda array: count
 
 
-@overload(load, inline="always")
+@overload(load)
 def _load_jit(array, index):
     return lambda array, index: _load(array, index)
 
 
-@overload(store, inline="always")
+@overload(store)
 def _store_jit(array, index, vector):
     return lambda array, index, vector: _store(array, index, vector)
 
 
-@overload(splat, inline="always")
+@overload(splat)
 def _splat_jit(array, value):
     return lambda array, value: _splat(array, value)
 
 
-@overload(broadcast, inline="always")
+@overload(broadcast)
 def _broadcast_jit(array, index):
     return lambda array, index: _broadcast(array, index)
 
 
-@overload(fma, inline="always")
+@overload(fma)
 def _fma_jit(a, b, c):
     return lambda a, b, c: _fma(a, b, c)
 
 
-@overload(add, inline="always")
+@overload(add)
 def _add_jit(a, b):
     return lambda a, b: _add(a, b)

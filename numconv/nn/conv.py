@@ -260,8 +260,11 @@ def conv2d(
         scalars = geometry.scalars
         if not kernel_is_finite:
             x, scalars = written_out_padding(x, geometry) or (x, scalars)
+        kernels = _KERNELS["forward", geometry.depthwise]
+        if _paths.three_by_three_blocks(geometry, dtype):
+            kernels = (conv_kernels.few_terms_forward_serial, conv_kernels.few_terms_forward)
         runtime.run(
-            *_KERNELS["forward", geometry.depthwise],
+            *kernels,
             geometry.multiply_adds,
             x,
             kernel,
