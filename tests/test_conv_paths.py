@@ -233,6 +233,31 @@ def test_three_by_three_one_channel_runs_in_register_blocks(
     assert len(calls) == int(blocks)
 
 
+# Groups of four channels and four filters, the filters a multiple of four vectors
+# (grouped32): kernels.conv.groups_of_four_forward.
+GROUPS_OF_FOUR_PROBLEMS = [
+    ((2, 9, 8, 64), (3, 3, 4, 64), dict(padding="same", groups=16), True),
+    ((2, 10, 9, 128), (3, 3, 4, 128), dict(strides=2, padding="same", groups=32), True),
+    ((2, 9, 8, 64), (3, 3, 4, 64), dict(dilation_rate=2, padding="valid", groups=16), True),
+    ((2, 9, 8, 16), (3, 3, 4, 16), dict(padding="same", groups=4), False),  # under 4 vectors
+    ((2, 9, 8, 64), (3, 3, 8, 32), dict(padding="same", groups=8), False),  # 8 x 4 groups
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, kernel_shape, options, spread", GROUPS_OF_FOUR_PROBLEMS)
+def test_groups_of_four_run_by_spread(monkeypatch, x_shape, kernel_shape, options, spread, dtype):
+    geometry = geometry_of(x_shape, kernel_shape, **options)
+    assert nn_conv.forward_path(geometry) == "direct"
+    calls = []
+    for name in ("groups_of_four_forward", "groups_of_four_forward_serial"):
+        kernel = getattr(conv_kernels, name)
+        monkeypatch.setattr(conv_kernels, name,
+                            lambda *args, kernel=kernel: calls.append(kernel(*args)))
+    check_problem(np.random.default_rng(15), x_shape, kernel_shape, dtype, **options)
+    assert len(calls) == int(spread)
+
+
 def test_register_blocks_need_a_block_of_filters():
     geometry = geometry_of((1, 8, 8, 1), (3, 3, 1, 16))  # the digits example's first layer
     lanes32, lanes64 = simd.VECTOR_BITS // 32, simd.VECTOR_BITS // 64

@@ -3,7 +3,8 @@
 The forward kernel takes four pixels at a time where their windows lie inside the
 image and one at a time at the borders, and windows of at most nine terms (one group)
 in one pass per pixel, the missing terms zero products (3x3 windows on one channel
-with weights held in vector registers, numconv.kernels.simd); the input gradient has a filter-vectorised
+with weights held in vector registers, numconv.kernels.simd; groups of four
+channels and filters by simd.spread); the input gradient has a filter-vectorised
 path for few channels per group; groups with few filters each are vectorised across
 all groups (forward and kernel gradient through expanded input rows); with a unit
 horizontal stride, the forward pass (and with unit strides the input gradient) of
@@ -46,6 +47,9 @@ CASES = [
                                                      # the last one partly spilled; borders
     (2, 11, 13, 1, 1, 32, (3, 3), 2, 1, "valid"),    # register blocks, stride 2
     (2, 12, 10, 1, 1, 64, (3, 3), 1, (2, 1), "same"),  # register blocks, dilated rows
+    (2, 9, 11, 64, 16, 64, (3, 3), 1, 1, "same"),    # groups of 4 x 4 by simd.spread
+    (2, 10, 12, 128, 32, 128, (3, 3), 2, 1, "same"),  # ... strided
+    (1, 9, 10, 64, 16, 64, (3, 2), 1, 2, "valid"),   # ... dilated, even kernel width
 ]
 
 
@@ -107,14 +111,27 @@ def test_kernels_match_reference_and_serial_equals_parallel(case, dtype):
     np.testing.assert_allclose(serial[0], expected_out, **tolerance)
     np.testing.assert_allclose(serial[1], expected_grads[0], **tolerance)
     np.testing.assert_allclose(serial[2], expected_grads[1], **tolerance)
-    if conv_kernels._few_terms(kernel, case[3]):
-        # The same pass with the 3x3 one-channel windows in register blocks.
+    for name in _register_kernels(case, dtype):
+        # The same pass by the kernels that hold values in vector registers.
         scalars = _geometry(case)[1]
         blocked = [np.empty_like(serial[0]) for _ in range(2)]
-        conv_kernels.few_terms_forward_serial(x, kernel, bias, blocked[0], *scalars)
-        conv_kernels.few_terms_forward(x, kernel, bias, blocked[1], *scalars)
+        getattr(conv_kernels, name + "_serial")(x, kernel, bias, blocked[0], *scalars)
+        getattr(conv_kernels, name)(x, kernel, bias, blocked[1], *scalars)
         assert np.array_equal(blocked[0], blocked[1])
         np.testing.assert_allclose(blocked[0], expected_out, **tolerance)
+
+
+def _register_kernels(case, dtype):
+    """Names of the register-block forward kernels that can take ``case``."""
+    channels, groups, filters = case[3], case[4], case[5]
+    kernel = np.empty((case[6][0], case[6][1], channels // groups, filters))
+    names = []
+    if conv_kernels._few_terms(kernel, channels):
+        names.append("few_terms_forward")  # blocks for the 3x3 one-channel windows
+    lanes = simd.lanes(np.empty(1, dtype=dtype))
+    if channels == filters == 4 * groups and groups > 1 and filters % (4 * lanes) == 0:
+        names.append("groups_of_four_forward")
+    return names
 
 
 def test_cases_cover_the_paths_vectorised_across_groups():
@@ -184,6 +201,14 @@ def test_cases_cover_the_forward_pass_of_few_terms():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cases_cover_the_groups_of_four_by_spread(dtype):
+    covered = [case for case in CASES if "groups_of_four_forward" in _register_kernels(case, dtype)]
+    assert any(case[7] > 1 for case in covered)
+    assert any(case[8] != 1 for case in covered)
+    assert any(case[9] == "same" for case in covered)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cases_cover_the_register_blocks_of_three_by_three_windows(dtype):
     # few_terms_forward's _three_by_three_pixels: 3x3 on one channel, consecutive
     # columns; cases with whole blocks, a spilled last block, strides, borders.
@@ -202,7 +227,7 @@ def test_cases_cover_the_register_blocks_of_three_by_three_windows(dtype):
 
 
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7], CASES[10], CASES[13],
-                                  CASES[16], CASES[17], CASES[20]])
+                                  CASES[16], CASES[17], CASES[20], CASES[24]])
 def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
     rng = np.random.default_rng(8)
     x, kernel, bias, grad_output = _arrays(case, np.float64, rng)
@@ -216,9 +241,9 @@ def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
     expected = (conv2d_reference(x, kernel, bias, **options),
                 *conv2d_grads_reference(x, kernel, grad_output, **options)[:2])
     results = [out, grad_input, grad_kernel]
-    if conv_kernels._few_terms(kernel, case[3]):
+    for name in _register_kernels(case, np.float64):
         blocked = np.empty_like(out)
-        conv_kernels.few_terms_forward_serial(x, kernel, bias, blocked, *_geometry(case)[1])
+        getattr(conv_kernels, name + "_serial")(x, kernel, bias, blocked, *_geometry(case)[1])
         results.append(blocked)
         expected = (*expected, expected[0])
     for actual, wanted in zip(results, expected):

@@ -67,3 +67,24 @@ def test_load_and_store_count_elements_in_c_order_of_a_2d_array():
     expected = np.zeros(3 * (lanes + 1))
     expected[lanes:2 * lanes] = 1.0
     np.testing.assert_array_equal(array.reshape(-1), expected)
+
+
+@njit
+def _spread_all(values, out):
+    vector = simd.load(values, 0)
+    lanes = simd.lanes(values)
+    simd.store(out, 0, simd.spread(vector, 4, 0))
+    simd.store(out, lanes, simd.spread(vector, 4, 3))
+    simd.store(out, 2 * lanes, simd.spread(vector, 2, 1))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_spread_fills_each_group_with_one_of_its_lanes(compiled):
+    lanes = simd.VECTOR_BITS // 32
+    values = np.arange(lanes, dtype=np.float32)
+    out = np.empty(3 * lanes, dtype=np.float32)
+    (_spread_all if compiled else _spread_all.py_func)(values, out)
+    first_of_four = [4 * (j // 4) for j in range(lanes)]
+    last_of_four = [4 * (j // 4) + 3 for j in range(lanes)]
+    second_of_two = [2 * (j // 2) + 1 for j in range(lanes)]
+    np.testing.assert_array_equal(out, first_of_four + last_of_four + second_of_two)

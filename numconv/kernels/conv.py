@@ -951,6 +951,92 @@ def few_terms_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_
                                 dilation_w, pad_top, pad_left, spill)
 
 
+# Groups of four channels and four filters (grouped32, ResNeXt's 32 x 4d) with the
+# filters a multiple of four vectors: groups_of_four_forward.  A vector of lanes
+# filters spans lanes / 4 groups, and reads the same lanes of the input pixel's
+# channels: simd.spread(x_vector, 4, c) gives every filter its group's channel c,
+# a shuffle in registers, against the by-pixels path's transposed padded copy.
+# Four vectors of filters at a time keep four independent sums in flight (one sum
+# waits on its last product: 0.70 of the by-pixels time with one, 0.49 with four,
+# float32 grouped32).
+
+
+@jit.kernel()
+def _forward_row_groups_of_four(x, weights, bias, out, n, oh, stride_h, stride_w, dilation_h,
+                                dilation_w, pad_top, pad_left):
+    """Output row (n, oh) for groups of four channels and four filters, by simd.spread.
+
+    Each sum adds its products in (kh, kw, channel) order, one rounding each, then
+    the bias.
+    """
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    kernel_h, kernel_w, filters = weights.shape[0], weights.shape[1], weights.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    lanes = simd.lanes(out)
+    zero = simd.splat(out, 0.0)
+    kh_first, kh_stop = _valid_taps(oh, stride_h, dilation_h, pad_top, kernel_h, height)
+    for ow in range(out_w):
+        kw_first, kw_stop = _valid_taps(ow, stride_w, dilation_w, pad_left, kernel_w, width)
+        out_first = ((n * out_h + oh) * out_w + ow) * filters
+        for f0 in range(0, filters, 4 * lanes):
+            sum0, sum1, sum2, sum3 = zero, zero, zero, zero
+            for kh in range(kh_first, kh_stop):
+                ih = oh * stride_h + kh * dilation_h - pad_top
+                for kw in range(kw_first, kw_stop):
+                    iw = ow * stride_w + kw * dilation_w - pad_left
+                    first = ((n * height + ih) * width + iw) * channels + f0
+                    x0, x1 = simd.load(x, first), simd.load(x, first + lanes)
+                    x2, x3 = simd.load(x, first + 2 * lanes), simd.load(x, first + 3 * lanes)
+                    w = (kh * kernel_w + kw) * 4 * filters + f0
+                    # Channel c of each group: four products per vector of filters,
+                    # the channels written out (spread takes literal lanes).
+                    sum0 = simd.fma(simd.spread(x0, 4, 0), simd.load(weights, w), sum0)
+                    sum1 = simd.fma(simd.spread(x1, 4, 0), simd.load(weights, w + lanes), sum1)
+                    sum2 = simd.fma(simd.spread(x2, 4, 0), simd.load(weights, w + 2 * lanes), sum2)
+                    sum3 = simd.fma(simd.spread(x3, 4, 0), simd.load(weights, w + 3 * lanes), sum3)
+                    w += filters
+                    sum0 = simd.fma(simd.spread(x0, 4, 1), simd.load(weights, w), sum0)
+                    sum1 = simd.fma(simd.spread(x1, 4, 1), simd.load(weights, w + lanes), sum1)
+                    sum2 = simd.fma(simd.spread(x2, 4, 1), simd.load(weights, w + 2 * lanes), sum2)
+                    sum3 = simd.fma(simd.spread(x3, 4, 1), simd.load(weights, w + 3 * lanes), sum3)
+                    w += filters
+                    sum0 = simd.fma(simd.spread(x0, 4, 2), simd.load(weights, w), sum0)
+                    sum1 = simd.fma(simd.spread(x1, 4, 2), simd.load(weights, w + lanes), sum1)
+                    sum2 = simd.fma(simd.spread(x2, 4, 2), simd.load(weights, w + 2 * lanes), sum2)
+                    sum3 = simd.fma(simd.spread(x3, 4, 2), simd.load(weights, w + 3 * lanes), sum3)
+                    w += filters
+                    sum0 = simd.fma(simd.spread(x0, 4, 3), simd.load(weights, w), sum0)
+                    sum1 = simd.fma(simd.spread(x1, 4, 3), simd.load(weights, w + lanes), sum1)
+                    sum2 = simd.fma(simd.spread(x2, 4, 3), simd.load(weights, w + 2 * lanes), sum2)
+                    sum3 = simd.fma(simd.spread(x3, 4, 3), simd.load(weights, w + 3 * lanes), sum3)
+            first = out_first + f0
+            simd.store(out, first, simd.add(sum0, simd.load(bias, f0)))
+            simd.store(out, first + lanes, simd.add(sum1, simd.load(bias, f0 + lanes)))
+            simd.store(out, first + 2 * lanes, simd.add(sum2, simd.load(bias, f0 + 2 * lanes)))
+            simd.store(out, first + 3 * lanes, simd.add(sum3, simd.load(bias, f0 + 3 * lanes)))
+
+
+@jit.kernel(parallel=True)
+def groups_of_four_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
+                           pad_top, pad_left):
+    """:func:`conv2d_forward` for groups of four channels and four filters, the filters a
+    multiple of four vectors (_forward_row_groups_of_four)."""
+    out_h = out.shape[1]
+    for tile in prange(out.shape[0] * out_h):
+        _forward_row_groups_of_four(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h,
+                                    stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
+@jit.kernel()
+def groups_of_four_forward_serial(x, kernel, bias, out, stride_h, stride_w, dilation_h,
+                                  dilation_w, pad_top, pad_left):
+    """Serial build of :func:`groups_of_four_forward`."""
+    out_h = out.shape[1]
+    for tile in range(out.shape[0] * out_h):
+        _forward_row_groups_of_four(x, kernel, bias, out, tile // out_h, tile % out_h, stride_h,
+                                    stride_w, dilation_h, dilation_w, pad_top, pad_left)
+
+
 @jit.kernel(parallel=True)
 def depthwise_conv2d_forward(x, kernel, bias, out, stride_h, stride_w, dilation_h, dilation_w,
                              pad_top, pad_left):

@@ -17,6 +17,9 @@ pixels:
   C-contiguous array;
 * ``fma(a, b, c)``: ``a * b + c`` lane by lane, rounded once;
 * ``add(a, b)``: ``a + b`` lane by lane;
+* ``spread(vector, group, index)``: every run of ``group`` lanes filled with
+  its lane ``index`` (``group`` and ``index`` literal ints): the input channel
+  ``index`` of each group of ``group`` channels, for the filters of its group;
 * ``lanes(array)``: lanes of a vector of ``array``'s dtype (16 float32 or 8
   float64 where the CPU has 512-bit registers, half that otherwise).
 
@@ -70,6 +73,11 @@ def fma(a, b, c):
 def add(a, b):
     """``a + b`` lane by lane."""
     return a + b
+
+
+def spread(vector, group, index):
+    """Each run of ``group`` lanes filled with its lane ``index``."""
+    return np.repeat(vector.reshape(-1, group)[:, index], group)
 
 
 class Vector(types.Type):
@@ -177,6 +185,23 @@ def _add(typingctx, a, b):
     return a(a, b), codegen
 
 
+@intrinsic(prefer_literal=True)
+def _spread(typingctx, vector, group, index):
+    if not (isinstance(vector, Vector) and isinstance(group, types.IntegerLiteral)
+            and isinstance(index, types.IntegerLiteral)):
+        return None
+    size, lane = group.literal_value, index.literal_value
+
+    def codegen(context, builder, signature, args):
+        vector_type = args[0].type
+        mask = [(j // size) * size + lane for j in range(vector_type.count)]
+        return builder.shuffle_vector(
+            args[0], ir.Constant(vector_type, ir.Undefined),
+            ir.Constant(ir.VectorType(ir.IntType(32), vector_type.count), mask))
+
+    return vector(vector, group, index), codegen
+
+
 @overload(lanes)
 def _lanes_jit(array):
     count = VECTOR_BITS // array.dtype.bitwidth
@@ -211,3 +236,8 @@ def _fma_jit(a, b, c):
 @overload(add)
 def _add_jit(a, b):
     return lambda a, b: _add(a, b)
+
+
+@overload(spread, prefer_literal=True)
+def _spread_jit(vector, group, index):
+    return lambda vector, group, index: _spread(vector, group, index)

@@ -151,6 +151,18 @@ def three_by_three_blocks(geometry, dtype):
     )
 
 
+def groups_of_four(geometry, dtype):
+    """Whether the direct forward pass runs kernels.conv.groups_of_four_forward: groups of
+    four channels and four filters, the filters a multiple of four vectors."""
+    lanes = simd.VECTOR_BITS // (8 * np.dtype(dtype).itemsize)
+    return (
+        geometry.groups > 1
+        and geometry.channels == 4 * geometry.groups
+        and geometry.filters == 4 * geometry.groups
+        and geometry.filters % (4 * lanes) == 0
+    )
+
+
 def winograd_on_planes(geometry):
     """Whether channels_first data reaches the Winograd paths as planes (by_image_groups)."""
     return geometry.data_format == "channels_first"

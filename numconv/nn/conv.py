@@ -263,6 +263,11 @@ def conv2d(
         kernels = _KERNELS["forward", geometry.depthwise]
         if _paths.three_by_three_blocks(geometry, dtype):
             kernels = (conv_kernels.few_terms_forward_serial, conv_kernels.few_terms_forward)
+        elif _paths.groups_of_four(geometry, dtype):
+            kernels = (
+                conv_kernels.groups_of_four_forward_serial,
+                conv_kernels.groups_of_four_forward,
+            )
         runtime.run(
             *kernels,
             geometry.multiply_adds,
