@@ -258,6 +258,34 @@ def test_groups_of_four_run_by_spread(monkeypatch, x_shape, kernel_shape, option
     assert len(calls) == int(spread)
 
 
+# One group of at most four channels, a window of more than nine terms, no dilation
+# (stem7x7s2): kernels.conv.few_channels_forward, in channels_last only.
+FEW_CHANNELS_PROBLEMS = [
+    ((2, 17, 19, 3), (7, 7, 3, 64), dict(strides=2, padding="same"), True),
+    ((2, 3, 12, 14, 1), (5, 5, 1, 64), dict(padding="valid"), True),  # batch (2, 3)
+    ((1, 11, 13, 4), (3, 4, 4, 128), dict(strides=(1, 2), padding=((2, 0), (1, 3))), True),
+    ((2, 17, 19, 3), (7, 7, 3, 64), dict(dilation_rate=2, padding="same"), False),
+    ((2, 17, 19, 3), (7, 7, 3, 40), dict(padding="same"), False),  # not whole vectors
+    ((2, 17, 19, 3), (7, 7, 3, 64), dict(padding="same", data_format="channels_first"), False),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, kernel_shape, options, blocks", FEW_CHANNELS_PROBLEMS)
+def test_few_channels_run_in_six_pixel_blocks(
+    monkeypatch, x_shape, kernel_shape, options, blocks, dtype
+):
+    calls = []
+    for name in ("few_channels_forward", "few_channels_forward_serial"):
+        kernel = getattr(conv_kernels, name)
+        monkeypatch.setattr(conv_kernels, name,
+                            lambda *args, kernel=kernel: calls.append(kernel(*args)))
+    x_shape = x_shape if options.get("data_format") != "channels_first" else (
+        x_shape[0], x_shape[3], x_shape[1], x_shape[2])
+    check_problem(np.random.default_rng(16), x_shape, kernel_shape, dtype, **options)
+    assert len(calls) == int(blocks)
+
+
 def test_register_blocks_need_a_block_of_filters():
     geometry = geometry_of((1, 8, 8, 1), (3, 3, 1, 16))  # the digits example's first layer
     lanes32, lanes64 = simd.VECTOR_BITS // 32, simd.VECTOR_BITS // 64

@@ -4,7 +4,8 @@ The forward kernel takes four pixels at a time where their windows lie inside th
 image and one at a time at the borders, and windows of at most nine terms (one group)
 in one pass per pixel, the missing terms zero products (3x3 windows on one channel
 with weights held in vector registers, numconv.kernels.simd; groups of four
-channels and filters by simd.spread); the input gradient has a filter-vectorised
+channels and filters by simd.spread; few input channels in blocks of six
+pixels); the input gradient has a filter-vectorised
 path for few channels per group; groups with few filters each are vectorised across
 all groups (forward and kernel gradient through expanded input rows); with a unit
 horizontal stride, the forward pass (and with unit strides the input gradient) of
@@ -50,6 +51,9 @@ CASES = [
     (2, 9, 11, 64, 16, 64, (3, 3), 1, 1, "same"),    # groups of 4 x 4 by simd.spread
     (2, 10, 12, 128, 32, 128, (3, 3), 2, 1, "same"),  # ... strided
     (1, 9, 10, 64, 16, 64, (3, 2), 1, 2, "valid"),   # ... dilated, even kernel width
+    (2, 17, 19, 3, 1, 64, (7, 7), 2, 1, "same"),     # few channels: six pixels in registers
+    (2, 12, 14, 1, 1, 64, (5, 5), 1, 1, "valid"),    # ... a row of 10 (the last six overlap)
+    (1, 11, 13, 4, 1, 128, (3, 4), 1, 1, "same"),    # ... even kernel width, 128 filters
 ]
 
 
@@ -131,6 +135,10 @@ def _register_kernels(case, dtype):
     lanes = simd.lanes(np.empty(1, dtype=dtype))
     if channels == filters == 4 * groups and groups > 1 and filters % (4 * lanes) == 0:
         names.append("groups_of_four_forward")
+    out_w = _geometry(case)[0][1]
+    if (groups == 1 and channels <= 4 and case[6][0] * case[6][1] * channels > 9
+            and case[8] == 1 and out_w >= 6 and filters % (4 * lanes) == 0):
+        names.append("few_channels_forward")
     return names
 
 
@@ -209,6 +217,15 @@ def test_cases_cover_the_groups_of_four_by_spread(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cases_cover_few_channels_in_six_pixel_blocks(dtype):
+    covered = [case for case in CASES if "few_channels_forward" in _register_kernels(case, dtype)]
+    assert any(case[7] > 1 for case in covered)
+    assert any(_geometry(case)[0][1] % 6 for case in covered)  # overlapping last group
+    assert any(case[9] == "same" for case in covered) and any(case[9] == "valid"
+                                                              for case in covered)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cases_cover_the_register_blocks_of_three_by_three_windows(dtype):
     # few_terms_forward's _three_by_three_pixels: 3x3 on one channel, consecutive
     # columns; cases with whole blocks, a spilled last block, strides, borders.
@@ -227,7 +244,7 @@ def test_cases_cover_the_register_blocks_of_three_by_three_windows(dtype):
 
 
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[7], CASES[10], CASES[13],
-                                  CASES[16], CASES[17], CASES[20], CASES[24]])
+                                  CASES[16], CASES[17], CASES[20], CASES[24], CASES[27]])
 def test_nan_and_inf_reach_the_same_elements_as_in_the_reference(case):
     rng = np.random.default_rng(8)
     x, kernel, bias, grad_output = _arrays(case, np.float64, rng)

@@ -163,6 +163,33 @@ def groups_of_four(geometry, dtype):
     )
 
 
+# few_channels_forward copies the input zero-padded: at most this many elements.
+FEW_CHANNELS_PADDED_ELEMENTS = 1 << 24
+
+
+def few_channels_blocks(geometry, dtype):
+    """Whether the forward pass runs kernels.conv.few_channels_forward (stem7x7s2):
+    one group of at most four input channels, a window of more than nine terms, no
+    dilation, at least six output columns, the filters a multiple of four vectors."""
+    lanes = simd.VECTOR_BITS // (8 * np.dtype(dtype).itemsize)
+    padded = (
+        geometry.batch
+        * ((geometry.out_h - 1) * geometry.strides[0] + geometry.kernel_h)
+        * ((geometry.out_w - 1) * geometry.strides[1] + geometry.kernel_w)
+        * geometry.channels
+    )
+    return (
+        geometry.groups == 1
+        and geometry.channels <= 4
+        and geometry.kernel_h * geometry.kernel_w * geometry.channels > 9
+        and geometry.dilation_rate == (1, 1)
+        and geometry.out_w >= 6
+        and geometry.filters % (4 * lanes) == 0
+        and padded <= FEW_CHANNELS_PADDED_ELEMENTS
+        and forward_path(geometry) in ("gemm", "direct")
+    )
+
+
 def winograd_on_planes(geometry):
     """Whether channels_first data reaches the Winograd paths as planes (by_image_groups)."""
     return geometry.data_format == "channels_first"

@@ -215,7 +215,20 @@ def conv2d(
     )
     x = geometry.tocanonical(x, dtype)
     kernel = canonical(kernel, dtype)
-    if path in ("gemm", "winograd", "winograd_strided"):
+    # (channels_first stays on the planes: moving stem7x7s2's batch to channels last
+    # and back around few_channels_forward took 23.9 ms against 17.7, float32.)
+    if _paths.few_channels_blocks(geometry, dtype):
+        runtime.run(
+            conv_kernels.few_channels_forward_serial,
+            conv_kernels.few_channels_forward,
+            geometry.multiply_adds,
+            x,
+            kernel,
+            np.zeros(geometry.filters, dtype=dtype) if bias is None else bias,
+            out,
+            *geometry.scalars,
+        )
+    elif path in ("gemm", "winograd", "winograd_strided"):
         with _paths.blas_warnings_off():
             if path == "winograd":
                 done = _paths.winograd_forward(
