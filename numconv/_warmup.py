@@ -23,6 +23,9 @@ _CASES = (
     ((2, 64, 64, 32), (4, 4, 32, 32), {"strides": 2, "padding": "same"}),  # ... threaded
     ((5, 64, 64, 64), (3, 3, 1, 64), {"groups": 64, "padding": "same"}),  # depthwise, threaded
     ((5, 32, 32, 64), (3, 3, 4, 64), {"groups": 16, "padding": "same"}),  # grouped, threaded
+    # (groups of four channels and filters: groups_of_four_forward)
+    ((8, 28, 28, 1), (3, 3, 1, 32), {}),                                 # few_terms_forward
+    ((2, 40, 40, 3), (7, 7, 3, 64), {"strides": 2, "padding": "same"}),  # few_channels_forward
 )
 
 

@@ -116,13 +116,17 @@ def test_kernels_match_reference_and_serial_equals_parallel(case, dtype):
     np.testing.assert_allclose(serial[1], expected_grads[0], **tolerance)
     np.testing.assert_allclose(serial[2], expected_grads[1], **tolerance)
     for name in _register_kernels(case, dtype):
-        # The same pass by the kernels that hold values in vector registers.
+        # The same pass by the kernels that hold values in vector registers.  Their
+        # two builds share the tile function whatever the dtype: the parallel build
+        # is compared in float32 only (each parallel compile costs the suite seconds).
         scalars = _geometry(case)[1]
-        blocked = [np.empty_like(serial[0]) for _ in range(2)]
-        getattr(conv_kernels, name + "_serial")(x, kernel, bias, blocked[0], *scalars)
-        getattr(conv_kernels, name)(x, kernel, bias, blocked[1], *scalars)
-        assert np.array_equal(blocked[0], blocked[1])
-        np.testing.assert_allclose(blocked[0], expected_out, **tolerance)
+        blocked = np.empty_like(serial[0])
+        getattr(conv_kernels, name + "_serial")(x, kernel, bias, blocked, *scalars)
+        np.testing.assert_allclose(blocked, expected_out, **tolerance)
+        if dtype == np.float32:
+            threaded = np.empty_like(blocked)
+            getattr(conv_kernels, name)(x, kernel, bias, threaded, *scalars)
+            assert np.array_equal(blocked, threaded)
 
 
 def _register_kernels(case, dtype):
