@@ -205,6 +205,16 @@ def test_single_channel_rule_keeps_larger_kernels_and_channels_last_off_the_plan
     assert planes_jobs(geometry_of((2, 28, 28, 1), (3, 3, 1, 8))) == ()
 
 
+def spy_on_kernels(monkeypatch, name):
+    """A list that gets one entry per call of the kernel pair ``name`` (both builds)."""
+    calls = []
+    for build in (name, name + "_serial"):
+        kernel = getattr(conv_kernels, build)
+        monkeypatch.setattr(conv_kernels, build,
+                            lambda *args, kernel=kernel: calls.append(kernel(*args)))
+    return calls
+
+
 # One input channel, 3x3, channels_last, a block of two vectors of filters or more
 # (lenet1): kernels.conv.few_terms_forward, the weights in vector registers.
 BLOCK_PROBLEMS = [
@@ -224,11 +234,7 @@ def test_three_by_three_one_channel_runs_in_register_blocks(
     geometry = geometry_of(x_shape, kernel_shape, **options)
     assert nn_conv.forward_path(geometry) == "direct"
     assert nn_conv.three_by_three_blocks(geometry, dtype) == blocks
-    calls = []
-    for name in ("few_terms_forward", "few_terms_forward_serial"):
-        kernel = getattr(conv_kernels, name)
-        monkeypatch.setattr(conv_kernels, name,
-                            lambda *args, kernel=kernel: calls.append(kernel(*args)))
+    calls = spy_on_kernels(monkeypatch, "few_terms_forward")
     check_problem(np.random.default_rng(14), x_shape, kernel_shape, dtype, **options)
     assert len(calls) == int(blocks)
 
@@ -249,11 +255,7 @@ GROUPS_OF_FOUR_PROBLEMS = [
 def test_groups_of_four_run_by_spread(monkeypatch, x_shape, kernel_shape, options, spread, dtype):
     geometry = geometry_of(x_shape, kernel_shape, **options)
     assert nn_conv.forward_path(geometry) == "direct"
-    calls = []
-    for name in ("groups_of_four_forward", "groups_of_four_forward_serial"):
-        kernel = getattr(conv_kernels, name)
-        monkeypatch.setattr(conv_kernels, name,
-                            lambda *args, kernel=kernel: calls.append(kernel(*args)))
+    calls = spy_on_kernels(monkeypatch, "groups_of_four_forward")
     check_problem(np.random.default_rng(15), x_shape, kernel_shape, dtype, **options)
     assert len(calls) == int(spread)
 
@@ -275,11 +277,7 @@ FEW_CHANNELS_PROBLEMS = [
 def test_few_channels_run_in_six_pixel_blocks(
     monkeypatch, x_shape, kernel_shape, options, blocks, dtype
 ):
-    calls = []
-    for name in ("few_channels_forward", "few_channels_forward_serial"):
-        kernel = getattr(conv_kernels, name)
-        monkeypatch.setattr(conv_kernels, name,
-                            lambda *args, kernel=kernel: calls.append(kernel(*args)))
+    calls = spy_on_kernels(monkeypatch, "few_channels_forward")
     x_shape = x_shape if options.get("data_format") != "channels_first" else (
         x_shape[0], x_shape[3], x_shape[1], x_shape[2])
     check_problem(np.random.default_rng(16), x_shape, kernel_shape, dtype, **options)
